@@ -1,0 +1,1 @@
+"""Analysis of stored records: statistics, tables, figures."""

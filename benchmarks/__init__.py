@@ -1,0 +1,1 @@
+"""Benchmarks: datasets, training, metrics, cost measurement, and the command-line runners."""

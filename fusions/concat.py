@@ -1,0 +1,37 @@
+"""Concatenation (early) fusion: per-modality projection to ``d_model``, masked-mean pooling over time,
+concatenation of the ``n`` vectors, and an MLP ``Linear(n * d, dim_feedforward) -> GELU -> Dropout ->
+Linear(dim_feedforward, d_model)``.
+
+The projection is affine, so it commutes with the mean: the code pools the raw features first and projects
+the pooled vector (the same function, ``time`` times fewer multiply-adds).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import Fusion, FusionOutput
+from .layers import masked_mean
+from .registry import register_fusion
+
+
+@register_fusion("concat")
+class ConcatFusion(Fusion):
+    """Concatenation fusion (see the module docstring). Output ``[batch, d_model]``."""
+
+    def __init__(
+        self, dims: list[int], *, d_model: int = 64, dim_feedforward: int = 256, dropout: float = 0.1,
+    ):
+        super().__init__(dims)
+        self.out_dim = d_model
+        self.projections = nn.ModuleList(nn.Linear(dim, d_model) for dim in dims)
+        self.hidden = nn.Linear(len(dims) * d_model, dim_feedforward)
+        self.out = nn.Linear(dim_feedforward, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
+        pooled = torch.cat([proj(masked_mean(x, m)) for proj, x, m in zip(self.projections, xs, masks)], -1)
+        fused = self.out(self.dropout(F.gelu(self.hidden(pooled))))
+        return FusionOutput(fused=fused, states=[fused])

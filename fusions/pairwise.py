@@ -1,0 +1,104 @@
+"""Pairwise cross-modal attention: MulT (Tsai et al., "Multimodal Transformer for Unaligned Multimodal
+Language Sequences", ACL 2019) generalised from 3 to ``n`` modalities.
+
+For every ordered pair ``(i, j)``, ``i != j``, a cross-modal stack lets modality ``i`` attend to modality
+``j`` (queries from ``i``, keys and values from ``j``): ``n(n-1)`` stacks, quadratic in ``n`` by design.
+As in MulT's code, each stack scales its inputs by ``sqrt(d_model)``, adds sinusoidal positions, applies
+pre-norm ReLU layers (the query's LayerNorm also normalises key and value) and a final LayerNorm. For each
+target ``i`` the ``n - 1`` outputs are concatenated on features and passed through a self-attention
+("memory") stack of ``max(num_layers, 3)`` layers, then pooled (MulT: the last real step). The targets'
+vectors are concatenated and a residual projection ``h + W2 ReLU(W1 h)`` follows.
+
+Memory width: MulT's memory stack for a target is ``(n - 1) * d_model`` wide, ``2 * d_model`` at its
+three modalities. Carried to ``n`` modalities (``memory="concat"``, as MultiBench generalises MulT), the
+``n`` memory stacks cost ``O(n^3)`` and the residual projection ``O(n^4)`` parameters, which is no longer
+the quadratic pairwise method the GRF paper compares against. The default, ``memory="project"``, keeps the
+width at ``memory_dim`` (default ``2 * d_model``, MulT's width at three modalities) and linearly projects
+the concatenation to it when ``(n - 1) * d_model`` differs; at ``n = 3`` no projection exists and the
+fusion is MulT's structure exactly. Cost is then ``O(n^2)``.
+
+All stacks run batched (``StackedTransformer``): one call per layer for all pairs whose sequence lengths
+agree. Unlike MulT's code, padding masks are applied (so appended padding never changes the output);
+``causal=True`` adds MulT's future masks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .base import Fusion, FusionOutput
+from .layers import PositionalEncoding, StackedLinear, StackedTransformer, pool, stacked_apply
+from .registry import register_fusion
+
+
+@register_fusion("pairwise")
+class PairwiseCrossAttention(Fusion):
+    """Pairwise cross-modal attention (MulT generalised to n modalities; see the module docstring).
+
+    ``dim_feedforward`` defaults to ``4 * d_model`` (MulT); the memory stacks use the same ratio.
+    ``pool``: ``"last"`` (MulT) or ``"mean"``. ``memory``: ``"project"`` or ``"concat"``.
+    """
+
+    def __init__(
+        self, dims: list[int], *, d_model: int = 30, num_heads: int = 5, num_layers: int = 5,
+        dim_feedforward: int | None = None, dropout: float = 0.1, memory: str = "project",
+        memory_dim: int | None = None, memory_layers: int | None = None, pool: str = "last",
+        causal: bool = False,
+    ):
+        super().__init__(dims)
+        n = len(dims)
+        if memory not in ("project", "concat"):
+            raise ValueError(f"memory must be 'project' or 'concat', got {memory!r}")
+        if pool not in ("last", "mean"):
+            raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}")
+        if memory == "concat" and memory_dim is not None:
+            raise ValueError("memory_dim applies to memory='project' only; 'concat' is (n - 1) * d_model wide")
+        concat_dim = (n - 1) * d_model
+        memory_dim = concat_dim if memory == "concat" else (memory_dim or 2 * d_model)
+        dim_feedforward = dim_feedforward or 4 * d_model
+        memory_layers = memory_layers or max(num_layers, 3)
+        self.pool, self.d_model, self.memory_dim = pool, d_model, memory_dim
+        self.pairs = [(i, j) for i in range(n) for j in range(n) if j != i]  # target i attends to source j
+        self.out_dim = n * memory_dim
+
+        self.projections = nn.ModuleList(nn.Linear(dim, d_model, bias=False) for dim in dims)
+        self.position = PositionalEncoding(d_model)
+        self.memory_position = PositionalEncoding(memory_dim)
+        self.embed_dropout = nn.Dropout(dropout)
+        layer = dict(norm_first=True, final_norm=True, causal=causal, activation="relu")
+        self.cross = StackedTransformer(
+            len(self.pairs), num_layers, d_model, num_heads, dim_feedforward, dropout, kind="cross",
+            norm_source=True, **layer,
+        )
+        self.memory_projection = (
+            StackedLinear(n, concat_dim, memory_dim, bias=False) if memory_dim != concat_dim else None
+        )
+        self.memory = StackedTransformer(
+            n, memory_layers, memory_dim, num_heads, dim_feedforward * memory_dim // d_model, dropout,
+            kind="encoder", **layer,
+        )
+        self.proj1 = nn.Linear(self.out_dim, self.out_dim)
+        self.proj2 = nn.Linear(self.out_dim, self.out_dim)
+        self.out_dropout = nn.Dropout(dropout)
+
+    def _embed(self, x: Tensor, position: PositionalEncoding) -> Tensor:
+        """MulT's stack input: ``sqrt(dim) * x`` plus positions, then dropout. ``[batch, time, dim]``."""
+        return self.embed_dropout(position(x * math.sqrt(x.shape[-1])))
+
+    def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
+        n = self.n_modalities
+        embedded = [self._embed(proj(x), self.position) for proj, x in zip(self.projections, xs)]
+        crossed = self.cross(
+            [embedded[i] for i, _ in self.pairs], [masks[i] for i, _ in self.pairs],
+            [embedded[j] for _, j in self.pairs], [masks[j] for _, j in self.pairs],
+        )
+        per_target = [torch.cat(crossed[i * (n - 1):(i + 1) * (n - 1)], dim=-1) for i in range(n)]
+        if self.memory_projection is not None:
+            per_target = stacked_apply(self.memory_projection, per_target)
+        remembered = self.memory([self._embed(h, self.memory_position) for h in per_target], masks)
+        pooled = torch.cat([pool(h, mask, self.pool) for h, mask in zip(remembered, masks)], dim=-1)
+        fused = pooled + self.proj2(self.out_dropout(torch.relu(self.proj1(pooled))))
+        return FusionOutput(fused=fused, states=[fused])

@@ -1,0 +1,70 @@
+"""A task head on any fusion: regression (one output, e.g. MOSI sentiment in [-3, 3]) or K-way classification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from .base import Fusion
+from .layers import mlp_head
+from .registry import build_fusion, fusion_class, fusion_hparams
+
+TASKS = ("regression", "classification")
+
+
+@dataclass
+class Prediction:
+    """``output``: ``[batch, num_outputs]`` (regression: ``[batch, 1]``; classification: logits ``[batch, K]``).
+    ``aux_output``: the auxiliary head's output on ``states[0]`` (same shape) or None.
+    ``states``: the fusion's intermediate states (see ``FusionOutput``)."""
+
+    output: Tensor
+    aux_output: Tensor | None
+    states: list[Tensor]
+
+
+class Predictor(nn.Module):
+    """Fusion + head. The head is the suite's two-layer MLP (``Linear(d, d/2) -> ReLU -> Dropout ->
+    Linear(d/2, K)``), a single ``Linear(d, K)`` for fusions whose paper uses one (``Fusion.head``), and none
+    for decision-level fusions, which own theirs. A fusion with ``aux_weight > 0`` also gets an auxiliary
+    head of the same shape on its first state (GRF's state after the first step)."""
+
+    def __init__(self, fusion: Fusion, num_outputs: int, dropout: float = 0.0):
+        super().__init__()
+        self.fusion, self.num_outputs = fusion, num_outputs
+        if fusion.decision_level:
+            if fusion.out_dim != num_outputs:
+                raise ValueError(f"decision-level fusion gives {fusion.out_dim} outputs, task needs {num_outputs}")
+            self.head = nn.Identity()
+        elif fusion.head == "linear":
+            self.head = nn.Linear(fusion.out_dim, num_outputs)
+        else:
+            self.head = mlp_head(fusion.out_dim, num_outputs, dropout)
+        self.aux_weight = float(fusion.aux_weight)
+        self.aux_head = mlp_head(fusion.out_dim, num_outputs, dropout) if self.aux_weight > 0 else None
+
+    def forward(self, xs: list[Tensor], masks: list[Tensor]) -> Prediction:
+        fused = self.fusion.forward_with_states(xs, masks)
+        aux = self.aux_head(fused.states[0]) if self.aux_head is not None else None
+        return Prediction(output=self.head(fused.fused), aux_output=aux, states=fused.states)
+
+
+def build_predictor(
+    name: str, dims: list[int], task: str = "regression", num_classes: int | None = None, **hparams
+) -> Predictor:
+    """Build fusion ``name`` with ``hparams`` and put the task's head on it.
+
+    ``task``: ``"regression"`` (1 output) or ``"classification"`` (``num_classes`` outputs). The head's dropout
+    is the fusion's ``dropout`` hyperparameter (or its default).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if task == "classification" and (num_classes is None or num_classes < 2):
+        raise ValueError(f"classification needs num_classes >= 2, got {num_classes}")
+    num_outputs = 1 if task == "regression" else int(num_classes)
+    if fusion_class(name).decision_level:
+        hparams = {**hparams, "num_outputs": num_outputs}
+    fusion = build_fusion(name, dims, **hparams)
+    dropout = {**fusion_hparams(name), **hparams}.get("dropout", 0.0)
+    return Predictor(fusion, num_outputs, float(dropout))

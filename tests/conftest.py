@@ -1,0 +1,40 @@
+"""Shared fixtures: small random modalities and tiny hyperparameters that every fusion accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import fusions
+
+SHARED_MOSI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mosi"
+
+TINY = dict(d_model=8, num_heads=2, num_layers=1, dim_feedforward=16, dropout=0.0)
+
+
+def tiny_hparams(name: str, **overrides) -> dict:
+    """The TINY hyperparameters a fusion accepts (plus overrides)."""
+    accepted = fusions.fusion_hparams(name)
+    return {k: v for k, v in {**TINY, **overrides}.items() if k in accepted}
+
+
+def random_modalities(
+    dims: list[int], lengths: list[int], batch: int = 3, seed: int = 0
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Padded modalities ``[batch, length_i, dim_i]`` with random true lengths, real steps first."""
+    generator = torch.Generator().manual_seed(seed)
+    xs, masks = [], []
+    for dim, length in zip(dims, lengths):
+        true = torch.randint(1, length + 1, (batch,), generator=generator)
+        true[0] = length  # one full-length sample
+        mask = torch.arange(length).unsqueeze(0) < true.unsqueeze(1)
+        xs.append(torch.randn(batch, length, dim, generator=generator) * mask.unsqueeze(-1))
+        masks.append(mask)
+    return xs, masks
+
+
+@pytest.fixture(params=fusions.list_fusions())
+def fusion_name(request) -> str:
+    return request.param
