@@ -49,6 +49,11 @@ class Fusion(nn.Module):
         self.out_dim: int = 0
         self.aux_weight: float = 0.0
 
+    @classmethod
+    def max_modalities(cls, **hparams) -> int | None:
+        """The most modalities this fusion can be built for with ``hparams`` (None: no limit)."""
+        return None
+
     @property
     def n_modalities(self) -> int:
         return len(self.dims)

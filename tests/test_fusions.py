@@ -80,10 +80,16 @@ def test_deterministic_under_seed(fusion_name):
 
 
 def test_works_for_many_modalities(fusion_name):
-    dims = [3] * 12
-    fusion = build(fusion_name, dims).eval()
-    xs, masks = random_modalities(dims, [2] * 12, batch=2)
+    """12 modalities, or as many as the fusion's stated cap allows (one more is refused with a clear error)."""
+    limit = fusions.fusion_class(fusion_name).max_modalities(**tiny_hparams(fusion_name))
+    n = 12 if limit is None else min(12, limit)
+    fusion = build(fusion_name, [3] * n).eval()
+    xs, masks = random_modalities([3] * n, [2] * n, batch=2)
     assert fusion(xs, masks).shape == (2, fusion.out_dim)
+    if limit is not None:
+        assert limit >= 2
+        with pytest.raises(ValueError, match="cap"):
+            build(fusion_name, [3] * (limit + 1))
 
 
 BAD_INPUTS = {

@@ -1,0 +1,233 @@
+"""MulT as its public code builds it: Tsai et al., "Multimodal Transformer for Unaligned Multimodal Language
+Sequences", ACL 2019 (yaohungt/Multimodal-Transformer: ``src/models.py`` ``MULTModel``, ``modules/``).
+
+Structure, three modalities (l, a, v = modalities 0, 1, 2; text first, as the suite's MOSI order):
+
+- the text input gets embedding dropout (``F.dropout(x_l, embed_dropout)``), then every modality is projected
+  to ``d_model`` by a bias-free ``Conv1d(k=1)`` (here the equivalent bias-free ``Linear``; skipped, as in
+  MulT, when ``dim_i == d_model``: MulT still builds the unused conv, we do not);
+- for every ordered pair (target i, source j) a crossmodal ``TransformerEncoder`` of ``num_layers`` layers.
+  Each encoder embeds its inputs as ``sqrt(d) * x + positions`` with dropout ``embed_dropout``; positions are
+  fairseq's sinusoidal table (half sin, half cos, frequencies ``10000^(-k / (d/2 - 1))``) with positions
+  starting at ``padding_idx + 1 = 1`` and padding given the zero row. MulT finds padding as the steps whose
+  first input channel is 0; inputs here are right-padded with a mask, so the mask says which steps are real
+  (identical for zero-padded inputs). Layers are pre-norm with ReLU, the query's LayerNorm also normalises
+  key and value, then a final LayerNorm. Attention dropout is the *source's* (MulT's ``get_network`` picks
+  it by the key modality: ``attn_dropout`` 0.1 for text, ``attn_dropout_a`` / ``attn_dropout_v`` 0.0);
+- per target, the ``n - 1`` crossmodal outputs are concatenated (sources in index order) into a
+  ``(n - 1) * d_model`` wide sequence (``2 * d_model`` at three modalities) and passed through a self-attention
+  memory encoder of ``max(num_layers, 3)`` layers (attention dropout: the text one, as in MulT);
+- each target's last step, concatenated, goes through the residual block ``h + W2 Dropout(ReLU(W1 h))``
+  (``out_dropout``), and one ``Linear`` output layer (``head = "linear"``: the Predictor's).
+
+Causal masks (``attn_mask``, default true in MulT's ``main.py``): ``buffered_future_mask`` lets query ``t``
+see keys ``s <= t + |L_k - L_q|``. MulT takes the lengths from its (padded) tensors; here they are each
+sample's real lengths, the same for unpadded inputs and what makes appended padding change nothing. Padding
+masks are added (MulT has none) and pooling takes each sequence's last *real* step.
+
+Dropouts are MulT's defaults (``main.py``): residual ``dropout`` 0.1 (``res_dropout``), ``relu_dropout`` 0.1,
+``embed_dropout`` 0.25, ``out_dropout`` 0.0, attention per source modality as above. Each stack draws its own
+embedding-dropout masks, as each MulT encoder does; one mask serves a source's key and value (MulT draws two).
+Initialisation is MulT's: Xavier-uniform attention and feed-forward weights with zero biases.
+
+More or fewer than three modalities: the structure carries over as MulT defines it (``n(n - 1)`` crossmodal
+stacks; each memory is the concatenation of its target's ``n - 1`` crossmodal outputs, as MultiBench
+generalises MulT), so memory stacks cost ``O(n^3)`` and the residual block ``O(n^4)`` parameters; the
+attention dropout is the text one for modality 0's sources and 0 for the others unless ``attn_dropouts`` says
+otherwise. ``pairwise`` is the quadratic generalisation (memory projected to a fixed width).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import Fusion, FusionOutput
+from .layers import StackedTransformer, last_real_step
+from .registry import register_fusion
+
+
+def fairseq_sinusoidal_table(length: int, dim: int) -> Tensor:
+    """MulT's (fairseq's) position table ``[length + 1, dim]``: row 0 (padding) is zero, row ``p`` is
+    ``[sin(p w_k), cos(p w_k)]`` for ``w_k = 10000^(-k / (dim // 2 - 1))``, ``k < dim // 2``, then a zero column
+    if ``dim`` is odd."""
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+    angles = torch.arange(length + 1, dtype=torch.float32).unsqueeze(1) * frequencies
+    table = torch.cat([torch.sin(angles), torch.cos(angles), torch.zeros(length + 1, dim % 2)], dim=1)
+    table[0] = 0.0
+    return table
+
+
+class MulTEmbedding(nn.Module):
+    """The input of a MulT encoder: ``sqrt(dim) * x`` plus positions 1, 2, ... on real steps (0 on padding).
+
+    ``x [batch, time, dim]``, ``mask [batch, time]`` -> ``[batch, time, dim]``. The table grows on need."""
+
+    def __init__(self, dim: int, max_len: int = 128):
+        super().__init__()
+        self.dim, self.scale = dim, math.sqrt(dim)
+        self.register_buffer("table", fairseq_sinusoidal_table(max_len, dim), persistent=False)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        steps = x.shape[1]
+        if steps >= self.table.shape[0]:
+            self.table = fairseq_sinusoidal_table(max(steps, 2 * self.table.shape[0]), self.dim).to(self.table.device)
+        positions = self.table[1:steps + 1].to(x.dtype) * mask.unsqueeze(-1).to(x.dtype)
+        return x * self.scale + positions
+
+
+def real_length_causal_mask(query_mask: Tensor, key_mask: Tensor) -> Tensor:
+    """MulT's ``buffered_future_mask`` from each sample's real lengths, with key padding (True = may attend).
+
+    ``query_mask [G, B, Lq]``, ``key_mask [G, B, Lk]`` -> ``[G * B, 1, Lq, Lk]``: query ``t`` may see real keys
+    ``s <= t + |real L_k - real L_q|``. Key 0 is always allowed, so no row is empty.
+    """
+    groups, batch, query_len = query_mask.shape
+    key_len = key_mask.shape[-1]
+    offset = (key_mask.sum(-1) - query_mask.sum(-1)).abs()  # [G, B]
+    device = key_mask.device
+    ahead = torch.arange(key_len, device=device) - torch.arange(query_len, device=device).unsqueeze(1)
+    allowed = (ahead <= offset[..., None, None]) & key_mask.unsqueeze(-2)  # [G, B, Lq, Lk]
+    return allowed.reshape(groups * batch, 1, query_len, key_len)
+
+
+class CausalStacks(StackedTransformer):
+    """``StackedTransformer`` (``"encoder"`` or ``"cross"``) whose causal masks use real lengths
+    (``real_length_causal_mask``) instead of the padded ones; without ``causal`` it is the parent unchanged."""
+
+    def run_group(
+        self, x: Tensor, x_mask: Tensor, source: Tensor | None, source_mask: Tensor | None,
+        index: Tensor | slice | None,
+    ) -> Tensor:
+        if not self.causal:
+            return super().run_group(x, x_mask, source, source_mask, index)
+        if self.kind == "encoder":
+            self_mask, cross_mask = real_length_causal_mask(x_mask, x_mask), None
+        else:
+            self_mask, cross_mask = None, real_length_causal_mask(x_mask, source_mask)
+        for layer in self.layers:
+            x = layer(x, source, self_mask, cross_mask, index)
+        return x if self.final_norm is None else self.final_norm(x, index)
+
+
+def mult_init_(stacks: StackedTransformer) -> None:
+    """MulT's ``Linear``/``MultiheadAttention`` init where the stacked defaults differ: Xavier-uniform attention
+    output and feed-forward weights, zero biases (the packed Q/K/V init already is MulT's)."""
+    for layer in stacks.layers:
+        attention = layer.cross_attn if layer.cross_attn is not None else layer.self_attn
+        for linear in (attention.out, layer.ff_in, layer.ff_out):
+            _, fan_in, fan_out = linear.weight.shape
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            nn.init.uniform_(linear.weight, -bound, bound)
+            nn.init.zeros_(linear.bias)
+
+
+@register_fusion("mult")
+class MultimodalTransformer(Fusion):
+    """MulT (see the module docstring). Output ``[batch, n * (n - 1) * d_model]`` (180 at MulT's defaults).
+
+    Defaults are MulT's (``main.py``, ``models.py``): ``d_model`` 30, ``num_heads`` 5, ``num_layers`` 5,
+    ``dim_feedforward`` ``4 * d_model``, ``dropout`` (residual) 0.1, ``relu_dropout`` 0.1, ``embed_dropout`` 0.25,
+    ``out_dropout`` 0.0, ``attn_dropouts`` one per modality (used where it is the source; modality 0's also in
+    the memory stacks), default ``(0.1, 0.0, 0.0, ...)``, ``causal`` True.
+    """
+
+    head = "linear"
+
+    def __init__(
+        self, dims: list[int], *, d_model: int = 30, num_heads: int = 5, num_layers: int = 5,
+        dim_feedforward: int | None = None, dropout: float = 0.1, attn_dropouts: list[float] | None = None,
+        relu_dropout: float = 0.1, embed_dropout: float = 0.25, out_dropout: float = 0.0, causal: bool = True,
+    ):
+        super().__init__(dims)
+        n = len(dims)
+        if d_model < 4 or num_layers < 1:
+            raise ValueError(
+                f"mult needs d_model >= 4 (its position table divides by d_model // 2 - 1) and num_layers >= 1, "
+                f"got d_model={d_model}, num_layers={num_layers}"
+            )
+        attn_dropouts = [0.1] + [0.0] * (n - 1) if attn_dropouts is None else [float(p) for p in attn_dropouts]
+        if len(attn_dropouts) != n:
+            raise ValueError(f"mult needs one attention dropout per modality ({n}), got attn_dropouts={attn_dropouts}")
+        rates = [("dropout", dropout), ("relu_dropout", relu_dropout)]
+        for name, p in rates + [(f"attn_dropouts[{i}]", p) for i, p in enumerate(attn_dropouts)]:
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"mult: {name} must lie in [0, 1), got {p}")
+        self.d_model, self.memory_dim = d_model, (n - 1) * d_model
+        self.dim_feedforward = dim_feedforward or 4 * d_model
+        self.memory_feedforward = self.dim_feedforward * self.memory_dim // d_model
+        self.out_dim = n * self.memory_dim
+
+        self.projections = nn.ModuleList(
+            nn.Identity() if dim == d_model else nn.Linear(dim, d_model, bias=False) for dim in dims
+        )
+        self.embed = MulTEmbedding(d_model)
+        self.memory_embed = MulTEmbedding(self.memory_dim)
+        self.embed_dropout = nn.Dropout(embed_dropout)
+        layer = dict(norm_first=True, final_norm=True, causal=causal, activation="relu", ff_dropout=relu_dropout)
+        by_dropout: dict[float, list[tuple[int, int]]] = {}  # stacks sharing an attention dropout run batched
+        for i in range(n):
+            for j in range(n):
+                if j != i:  # target i attends to source j
+                    by_dropout.setdefault(attn_dropouts[j], []).append((i, j))
+        self.cross_pairs = list(by_dropout.values())
+        self.cross = nn.ModuleList(
+            CausalStacks(
+                len(pairs), num_layers, d_model, num_heads, self.dim_feedforward, dropout, kind="cross",
+                norm_source=True, attn_dropout=p, **layer,
+            )
+            for p, pairs in by_dropout.items()
+        )
+        self.memory = CausalStacks(
+            n, max(num_layers, 3), self.memory_dim, num_heads, self.memory_feedforward, dropout, kind="encoder",
+            attn_dropout=attn_dropouts[0], **layer,
+        )
+        for stacks in (*self.cross, self.memory):
+            mult_init_(stacks)
+        self.proj1 = nn.Linear(self.out_dim, self.out_dim)
+        self.proj2 = nn.Linear(self.out_dim, self.out_dim)
+        self.out_dropout = nn.Dropout(out_dropout)
+
+    def crossmodal(self, xs: list[Tensor], masks: list[Tensor]) -> dict[tuple[int, int], Tensor]:
+        """Text dropout, projections, embeddings and every crossmodal stack: ``(i, j)`` -> ``[batch, time_i, d]``
+        (target ``i``'s sequence after attending to source ``j``)."""
+        xs = [self.embed_dropout(xs[0])] + list(xs[1:])
+        embedded = [self.embed(proj(x), mask) for proj, x, mask in zip(self.projections, xs, masks)]
+        drop = self.embed_dropout
+        crossed = {}
+        for stacks, pairs in zip(self.cross, self.cross_pairs):
+            outputs = stacks(
+                [drop(embedded[i]) for i, _ in pairs], [masks[i] for i, _ in pairs],
+                [drop(embedded[j]) for _, j in pairs], [masks[j] for _, j in pairs],
+            )
+            crossed.update(zip(pairs, outputs))
+        return crossed
+
+    def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
+        n = self.n_modalities
+        crossed = self.crossmodal(xs, masks)
+        per_target = [torch.cat([crossed[i, j] for j in range(n) if j != i], dim=-1) for i in range(n)]
+        remembered = self.memory(
+            [self.embed_dropout(self.memory_embed(h, mask)) for h, mask in zip(per_target, masks)], masks
+        )
+        last = torch.cat([last_real_step(h, mask) for h, mask in zip(remembered, masks)], dim=-1)
+        fused = last + self.proj2(self.out_dropout(F.relu(self.proj1(last))))
+        return FusionOutput(fused=fused, states=[fused])
+
+    def analytic_flops(self, seq_lens: list[int]) -> int:
+        """Projections; per crossmodal layer Q, K/V, scores, weighted sum, output projection and feed-forward;
+        the same per memory layer; the residual block."""
+        d, f, m, fm = self.d_model, self.dim_feedforward, self.memory_dim, self.memory_feedforward
+        flops = sum(2 * t * dim * d for t, dim in zip(seq_lens, self.dims) if dim != d)
+        for stacks, pairs in zip(self.cross, self.cross_pairs):
+            for i, j in pairs:
+                ti, tj = seq_lens[i], seq_lens[j]
+                layer = 2 * ti * d * d + 2 * tj * d * 2 * d + 4 * ti * tj * d + 2 * ti * d * d + 4 * ti * d * f
+                flops += len(stacks.layers) * layer
+        for t in seq_lens:
+            flops += len(self.memory.layers) * (2 * t * m * 3 * m + 4 * t * t * m + 2 * t * m * m + 4 * t * m * fm)
+        return flops + 2 * 2 * self.out_dim * self.out_dim
