@@ -1,0 +1,180 @@
+"""Run configuration: the training protocol and each fusion's hyperparameters, from TOML presets and files.
+
+A configuration is a TOML document with three tables, all optional in an override file:
+
+```toml
+[protocol]                 # Protocol fields: one training protocol for every fusion
+lr = 1e-3
+[fusions.grf]              # a fusion's hyperparameters (its constructor's keyword arguments)
+d_model = 64
+[fusions.grf.protocol]     # protocol fields for this fusion only (e.g. a tuned learning rate)
+lr = 5e-4
+[datasets.synthetic]       # options passed to the dataset's loader
+sizes = [1284, 229, 686]
+[datasets.mosi.fusions.grf]  # hyperparameters for one fusion on one dataset (e.g. GRF's modality order)
+order = ["text", "vision", "audio"]
+```
+
+Presets live in ``benchmarks/configs/<name>.toml``; ``--config FILE`` and tuned parameters are merged over the
+preset. A key that does not exist anywhere raises ``ConfigError`` naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import tomllib
+
+from fusions import fusion_class, fusion_hparams
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that does not exist or does not fit; the message names it."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The training protocol (defaults from the GRF paper's code).
+
+    AdamW (``lr``, ``weight_decay``); ``warmup_epochs`` of linear warm-up then cosine decay to ``min_lr`` over
+    ``max_epochs``; early stopping after ``patience`` epochs without a better validation score (MAE for
+    regression, loss for classification); ``batch_size`` samples per step; gradient norm clipped at
+    ``grad_clip``; ``eval_batch_size`` samples per evaluation step (no effect on results).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: int = 5
+    max_epochs: int = 100
+    patience: int = 20
+    batch_size: int = 32
+    grad_clip: float = 1.0
+    min_lr: float = 1e-6
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        positive = ("lr", "max_epochs", "patience", "batch_size", "grad_clip", "eval_batch_size")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"protocol.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.min_lr < 0:
+            raise ConfigError("protocol.weight_decay, warmup_epochs and min_lr must be >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "protocol") -> Protocol:
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown key {where}.{unknown[0]}; protocol keys: {', '.join(fields)}")
+        cast = {}
+        for key, value in values.items():
+            kind = int if fields[key] == "int" else float
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+                raise ConfigError(f"{where}.{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+            cast[key] = kind(value)
+        return cls(**cast)
+
+
+TOP_LEVEL = ("protocol", "fusions", "datasets")
+
+
+def preset_names() -> list[str]:
+    """The presets shipped in ``benchmarks/configs``."""
+    folder = resources.files("benchmarks") / "configs"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name: str) -> dict:
+    """The preset ``name`` as a dict; an unknown name raises ``ConfigError`` listing the presets."""
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; presets: {', '.join(preset_names())}")
+    return tomllib.loads((resources.files("benchmarks") / "configs" / f"{name}.toml").read_text())
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A TOML override file; a missing or malformed file raises ``ConfigError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; expected a TOML file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep merge: tables merge key by key, any other value in ``override`` replaces the base's."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_fusion_table(table: dict, fusion: str, where: str) -> None:
+    fusion_class(fusion)  # unknown fusion -> ValueError listing the known
+    accepted = set(fusion_hparams(fusion))
+    for key, value in table.items():
+        if key == "protocol":
+            Protocol.from_dict(value, f"{where}.protocol")
+        elif key not in accepted:
+            raise ConfigError(f"unknown key {where}.{key}; fusion {fusion!r} accepts: {', '.join(sorted(accepted))}")
+
+
+def validate(config: dict) -> None:
+    """Raise ``ConfigError`` naming the first key that does not exist."""
+    for key in config:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"unknown config key {key!r}; top-level tables: {', '.join(TOP_LEVEL)}")
+    Protocol.from_dict(config.get("protocol", {}))
+    for fusion, table in config.get("fusions", {}).items():
+        _check_fusion_table(table, fusion, f"fusions.{fusion}")
+    for dataset, table in config.get("datasets", {}).items():
+        for fusion, fusion_table in table.get("fusions", {}).items():
+            _check_fusion_table(fusion_table, fusion, f"datasets.{dataset}.fusions.{fusion}")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """Everything that defines one training cell except its seed."""
+
+    fusion: str
+    hparams: dict
+    protocol: Protocol
+    dataset: dict  # {"name", "path", "options", "modalities"}
+
+    def as_dict(self) -> dict:
+        return {
+            "fusion": self.fusion, "hparams": self.hparams, "protocol": dataclasses.asdict(self.protocol),
+            "dataset": self.dataset,
+        }
+
+    @property
+    def hash(self) -> str:
+        """A short stable digest of the configuration (the ``config_hash`` column)."""
+        text = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def resolve(config: dict, fusion: str, dataset: dict) -> CellConfig:
+    """The cell configuration of ``fusion`` on ``dataset`` (``{"name", "path", "options", "modalities"}``)."""
+    fusion_table = merge(
+        config.get("fusions", {}).get(fusion, {}),
+        config.get("datasets", {}).get(dataset["name"], {}).get("fusions", {}).get(fusion, {}),
+    )
+    protocol_values = merge(config.get("protocol", {}), fusion_table.pop("protocol", {}))
+    return CellConfig(fusion=fusion, hparams=fusion_table, protocol=Protocol.from_dict(protocol_values),
+                      dataset=dataset)
+
+
+def dataset_options(config: dict, dataset: str) -> dict:
+    """Loader options for ``dataset`` from the configuration (``[datasets.<name>]`` minus ``fusions``)."""
+    return {k: v for k, v in config.get("datasets", {}).get(dataset, {}).items() if k != "fusions"}

@@ -1,0 +1,276 @@
+"""One training cell: a fusion trained with one seed under the shared protocol, evaluated on test.
+
+The protocol (``config.Protocol``) is the same for every fusion: AdamW, linear warm-up then cosine decay,
+early stopping on the validation score, the best-validation weights evaluated on test, gradient clipping.
+Losses: L1 for regression (plus ``aux_weight`` times the auxiliary head's L1 loss for fusions that have one),
+cross-entropy for classification. Data stays as tensors; a batch is gathered by index and trimmed to its
+longest real sequence (fusions are padding invariant, so trimming changes no result, only time).
+
+A cell can be resumed: with ``state_path`` set, the full training state (weights, optimiser, schedule,
+random generators, curves, best weights) is written atomically after every epoch and picked up on restart,
+so an interrupted run loses at most the epoch in progress and ends with the same result.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fusions import Predictor, build_predictor
+
+from .config import CellConfig, Protocol
+from .data import Dataset, Split
+from .metrics import task_metrics
+from .store import atomic_torch_save
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (the cell's model initialisation and dropout)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_hparams(hparams: dict, modality_names: list[str]) -> dict:
+    """Hyperparameters ready for ``build_fusion``: a modality ``order`` given by names becomes indices."""
+    resolved = dict(hparams)
+    order = resolved.get("order")
+    if order is not None and any(isinstance(item, str) for item in order):
+        missing = [name for name in order if name not in modality_names]
+        if missing or len(order) != len(modality_names):
+            raise ValueError(
+                f"order {order} must name each modality once; this dataset's modalities: {', '.join(modality_names)}"
+            )
+        resolved["order"] = [modality_names.index(name) for name in order]
+    return resolved
+
+
+def build_cell_model(cell: CellConfig, data: Dataset) -> Predictor:
+    """The cell's predictor for this dataset's feature sizes and task."""
+    return build_predictor(
+        cell.fusion, data.dims, task=data.task, num_classes=data.num_classes,
+        **resolve_hparams(cell.hparams, data.modality_names),
+    )
+
+
+class Batches:
+    """Index-gathered batches of a split, trimmed to the longest real sequence in the batch, on ``device``
+    (on CUDA through pinned memory with non-blocking copies)."""
+
+    def __init__(self, split: Split, device: torch.device):
+        self.split, self.device = split, device
+        self.lengths = [mask.sum(1) for mask in split.masks]
+        self.pin = device.type == "cuda"
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.pin:
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def gather(self, index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """``xs`` [b, time_i, dim_i], ``masks`` [b, time_i], ``labels`` [b] for the samples at ``index``."""
+        xs, masks = [], []
+        for x, mask, lengths in zip(self.split.xs, self.split.masks, self.lengths):
+            steps = int(lengths.index_select(0, index).max())
+            xs.append(self._to_device(x[:, :steps].index_select(0, index)))
+            masks.append(self._to_device(mask[:, :steps].index_select(0, index)))
+        return xs, masks, self._to_device(self.split.labels.index_select(0, index))
+
+    def ordered(self, batch_size: int):
+        """Batches in sample order (evaluation)."""
+        for start in range(0, len(self.split), batch_size):
+            yield self.gather(torch.arange(start, min(start + batch_size, len(self.split))))
+
+    def shuffled(self, batch_size: int, generator: torch.Generator):
+        """Batches in a random order drawn from ``generator`` (training); the last batch may be smaller."""
+        order = torch.randperm(len(self.split), generator=generator)
+        for start in range(0, len(order), batch_size):
+            yield self.gather(order[start:start + batch_size])
+
+
+def task_loss(task: str, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L1 (regression; ``output`` [b, 1]) or cross-entropy (classification; ``output`` [b, K] logits)."""
+    if task == "regression":
+        return F.l1_loss(output.squeeze(-1).float(), labels)
+    return F.cross_entropy(output.float(), labels)
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on CUDA when ``amp``; nothing otherwise."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+
+
+@dataclass
+class Evaluation:
+    """Outputs on a split: ``outputs`` [N] (regression) or [N, K] (classification logits), the mean task loss,
+    the metrics, and optionally every fused state per sample (``states``: list of [N, dim_k] arrays)."""
+
+    outputs: np.ndarray
+    loss: float
+    metrics: dict[str, float]
+    states: list[np.ndarray] | None = None
+
+
+def evaluate(
+    model: Predictor, split: Split, task: str, device: torch.device, batch_size: int = 256, amp: bool = False,
+    keep_states: bool = False,
+) -> Evaluation:
+    """Run ``model`` over ``split`` in eval mode under ``torch.inference_mode``."""
+    model.eval()
+    outputs, states, loss_sum = [], [], 0.0
+    with torch.inference_mode(), autocast(device, amp):
+        for xs, masks, labels in Batches(split, device).ordered(batch_size):
+            prediction = model(xs, masks)
+            loss_sum += float(task_loss(task, prediction.output, labels)) * len(labels)
+            outputs.append(prediction.output.float().cpu())
+            if keep_states:
+                states.append([s.float().cpu() for s in prediction.states])
+    output = torch.cat(outputs).numpy()
+    output = output[:, 0] if task == "regression" else output
+    labels = split.labels.numpy()
+    return Evaluation(
+        outputs=output, loss=loss_sum / len(split), metrics=task_metrics(task, labels, output),
+        states=[torch.cat(parts).numpy() for parts in zip(*states)] if keep_states else None,
+    )
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Learning-rate multiplier at optimiser ``step``: linear warm-up to 1, then cosine decay to ``min_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class CellResult:
+    """What a finished cell produced. ``curves``: one dict per epoch (epoch, train_loss, valid_loss, valid
+    metrics, lr, seconds); ``train_seconds``: wall-clock of the training epochs (validation included)."""
+
+    test: Evaluation
+    valid: Evaluation
+    curves: list[dict]
+    best_epoch: int
+    epochs: int
+    train_seconds: float
+    params: int
+    best_state: dict = field(repr=False, default_factory=dict)
+
+
+EpochCallback = Callable[[int, float, dict], None]
+
+
+def _validation_score(task: str, evaluation: Evaluation) -> float:
+    """Lower is better: validation MAE (regression) or validation loss (classification)."""
+    return evaluation.metrics["mae"] if task == "regression" else evaluation.loss
+
+
+def train_cell(
+    cell: CellConfig, data: Dataset, seed: int, device: torch.device | str = "cpu", amp: bool = False,
+    state_path: Path | None = None, on_epoch: EpochCallback | None = None,
+) -> CellResult:
+    """Train ``cell`` on ``data`` with ``seed`` and evaluate its best-validation weights on test.
+
+    ``on_epoch(epoch, valid_score, curve_row)`` is called after every epoch (it may raise to stop, e.g.
+    Optuna's pruning). ``state_path``: where to keep the resumable training state (deleted at the end).
+    """
+    device = torch.device(device)
+    protocol: Protocol = cell.protocol
+    seed_everything(seed)
+    model = build_cell_model(cell, data).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
+    steps_per_epoch = math.ceil(len(data.train) / protocol.batch_size)
+    warmup, total = protocol.warmup_epochs * steps_per_epoch, protocol.max_epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup, total, protocol.min_lr / protocol.lr)
+    )
+    order = torch.Generator().manual_seed(seed)
+    train_batches = Batches(data.train, device)
+    state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "best_state": None, "curves": [], "seconds": 0.0}
+    if state_path is not None and state_path.exists():
+        state = _restore(state_path, model, optimizer, schedule, order)
+
+    while state["epoch"] < protocol.max_epochs and state["epoch"] - state["best_epoch"] < protocol.patience:
+        started = time.perf_counter()
+        model.train()
+        loss_sum, seen = torch.zeros((), device=device), 0
+        for xs, masks, labels in train_batches.shuffled(protocol.batch_size, order):
+            with autocast(device, amp):
+                prediction = model(xs, masks)
+                loss = task_loss(data.task, prediction.output, labels)
+                if prediction.aux_output is not None:
+                    loss = loss + model.aux_weight * task_loss(data.task, prediction.aux_output, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach() * len(labels)
+            seen += len(labels)
+        valid = evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        state["seconds"] += time.perf_counter() - started
+        state["epoch"] += 1
+        score = _validation_score(data.task, valid)
+        row = {
+            "epoch": state["epoch"], "train_loss": float(loss_sum) / seen, "valid_loss": valid.loss,
+            **{f"valid_{k}": v for k, v in valid.metrics.items()}, "lr": schedule.get_last_lr()[0],
+            "seconds": state["seconds"],
+        }
+        state["curves"].append(row)
+        if score < state["best_score"]:
+            state.update(best_score=score, best_epoch=state["epoch"], best_state=_cpu_copy(model.state_dict()))
+        if state_path is not None:
+            _save(state_path, state, model, optimizer, schedule, order)
+        if on_epoch is not None:
+            on_epoch(state["epoch"], score, row)
+
+    model.load_state_dict(state["best_state"])
+    return CellResult(
+        test=evaluate(model, data.test, data.task, device, protocol.eval_batch_size, amp),
+        valid=evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp),
+        curves=state["curves"], best_epoch=state["best_epoch"], epochs=state["epoch"],
+        train_seconds=state["seconds"], params=sum(p.numel() for p in model.parameters()),
+        best_state=state["best_state"],
+    )
+
+
+def _cpu_copy(state_dict: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
+
+
+def _save(path: Path, state: dict, model, optimizer, schedule, order: torch.Generator) -> None:
+    atomic_torch_save(
+        {
+            **state, "model": _cpu_copy(model.state_dict()), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "order": order.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+        },
+        path,
+    )
+
+
+def _restore(path: Path, model, optimizer, schedule, order: torch.Generator) -> dict:
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(saved.pop("model"))
+    optimizer.load_state_dict(saved.pop("optimizer"))
+    schedule.load_state_dict(saved.pop("schedule"))
+    order.set_state(saved.pop("order"))
+    torch.set_rng_state(saved.pop("torch_rng"))
+    cuda_rng = saved.pop("cuda_rng")
+    if cuda_rng is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_rng)
+    np.random.set_state(saved.pop("numpy_rng"))
+    random.setstate(saved.pop("python_rng"))
+    return saved
