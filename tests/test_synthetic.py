@@ -68,7 +68,7 @@ def test_true_signal_beats_every_single_modality_and_additive_model():
     data = make_synthetic(sizes=(20000, 10, 5000), dims=[4, 4, 4], seq_lens=4)
     train, test = data.train, data.test
     oracle = float((test.labels - test.extras["signal"]).abs().mean())
-    assert oracle == pytest.approx(data.info["oracle_mae"]["test"])
+    assert oracle == pytest.approx(data.info["reference_mae"]["test"]["oracle"])
     assert oracle == pytest.approx(0.5 * math.sqrt(2 / math.pi), abs=0.03)
     y_train, y_test = train.labels.numpy(), test.labels.numpy()
     for i in range(3):
@@ -82,3 +82,5 @@ def test_true_signal_beats_every_single_modality_and_additive_model():
     coef, *_ = np.linalg.lstsq(design(train), y_train, rcond=None)
     additive = float(np.abs(design(test) @ coef - y_test).mean())
     assert additive > oracle + 0.15
+    assert additive == pytest.approx(data.info["reference_mae"]["test"]["additive"], abs=1e-4)
+    assert data.info["reference_mae"]["test"]["constant"] > additive + 0.15

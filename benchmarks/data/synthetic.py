@@ -20,8 +20,12 @@ The generative model, per sample and modality ``i`` of ``n``:
 
 The best achievable MAE is that of predicting ``f`` (the conditional median, since clipping is monotone):
 ``E|y - f|`` = ``noise_std * sqrt(2 / pi)`` = 0.399 for the default noise before clipping, a little less
-after. Each split records its exact value as ``info["oracle_mae"][split]``, and the split's ``extras`` hold
-``signal`` (``f``), ``evidence`` (``e``, ``[N, n]``) and ``switch`` (``s``, ``[N, n]``).
+after. ``info["reference_mae"][split]`` holds, measured on each split: ``oracle`` (predicting ``f``),
+``additive`` (the least-squares fit of ``y`` on the latents ``e_i, s_i`` of all modalities, fitted on train:
+what an additive model that read the latents perfectly would reach) and ``constant`` (the train median).
+On the default data these are about 0.38, 0.95 and 1.28: a fusion below the additive reference has learnt
+the interaction. The split's ``extras`` hold ``signal`` (``f``), ``evidence`` (``e``, ``[N, n]``) and
+``switch`` (``s``, ``[N, n]``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def _directions(dim: int, generator: torch.Generator) -> torch.Tensor:
 def make_synthetic(
     n_modalities: int = 3, dims: list[int] | None = None, seq_lens: list[int] | int | None = None,
     sizes: tuple[int, int, int] = MOSI_SIZES, noise_std: float = 0.5, interaction: float = 1.0,
-    evidence_steps: int = 3, evidence_strength: float = 2.0, switch_strength: float = 0.5, seed: int = 0,
+    evidence_steps: int = 3, evidence_strength: float = 4.0, switch_strength: float = 0.5, seed: int = 0,
 ) -> Dataset:
     """Generate the synthetic dataset (see the module docstring). Same arguments, same data.
 
@@ -95,7 +99,11 @@ def make_synthetic(
 
     names = list(MOSI_NAMES) if n == 3 else [f"m{i}" for i in range(n)]
     bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
-    splits, oracle = {}, {}
+    latents = torch.cat([evidence, switch, torch.ones(total, 1)], dim=1).double()
+    train = slice(0, sizes[0])
+    additive = torch.linalg.lstsq(latents[train], labels[train].double().unsqueeze(1)).solution[:, 0]
+    constant = labels[train].median()
+    splits, reference = {}, {}
     for split_name, start, stop in zip(SPLITS, bounds[:-1], bounds[1:]):
         part = slice(start, stop)
         splits[split_name] = Split(
@@ -103,10 +111,15 @@ def make_synthetic(
             ids=[f"synthetic_{seed}_{k}" for k in range(start, stop)],
             extras={"signal": signal[part], "evidence": evidence[part], "switch": switch[part]},
         )
-        oracle[split_name] = float((labels[part] - signal[part]).abs().mean())
+        y = labels[part].double()
+        reference[split_name] = {
+            "oracle": float((y - signal[part]).abs().mean()),
+            "additive": float((y - latents[part] @ additive).abs().mean()),
+            "constant": float((y - constant).abs().mean()),
+        }
     info = {
         "source": "synthetic", "seed": seed, "noise_std": noise_std, "interaction": interaction,
-        "evidence_steps": evidence_steps, "oracle_mae": oracle,
+        "evidence_steps": evidence_steps, "evidence_strength": evidence_strength, "reference_mae": reference,
         "expected_oracle_mae": noise_std * math.sqrt(2 / math.pi),
     }
     return Dataset(name="synthetic", **splits, modality_names=names, task="regression", info=info)
