@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Fusion, FusionOutput
-from .layers import masked_mean
+from .layers import Dropout, masked_mean
 from .registry import register_fusion
 
 
@@ -29,7 +29,13 @@ class ConcatFusion(Fusion):
         self.projections = nn.ModuleList(nn.Linear(dim, d_model) for dim in dims)
         self.hidden = nn.Linear(len(dims) * d_model, dim_feedforward)
         self.out = nn.Linear(dim_feedforward, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
+
+    def analytic_flops(self, seq_lens: list[int]) -> int:
+        """Forward matrix-product FLOPs per sample (multiply-add = 2): the projections of the pooled vectors
+        ``2 dim_i d`` (independent of the lengths: pooling comes first), then ``2 n d f + 2 f d``."""
+        d, hidden = self.out_dim, self.hidden.out_features
+        return sum(2 * dim * d for dim in self.dims) + 2 * self.hidden.in_features * hidden + 2 * hidden * d
 
     def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
         pooled = torch.cat([proj(masked_mean(x, m)) for proj, x, m in zip(self.projections, xs, masks)], -1)

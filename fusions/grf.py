@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Fusion, FusionOutput
-from .layers import PositionalEncoding, StackedTransformer, masked_mean
+from .layers import Dropout, PositionalEncoding, StackedTransformer, masked_mean
 from .registry import register_fusion
 
 
@@ -39,7 +39,7 @@ class GatedFusionUnit(nn.Module):
     def __init__(self, dim: int, dropout: float):
         super().__init__()
         self.gates = nn.Linear(2 * dim, 2 * dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, h: Tensor, m: Tensor) -> Tensor:
@@ -72,7 +72,7 @@ class GatedRecurrentFusion(Fusion):
         self.order, self.aux_weight, self.out_dim = order, float(aux_weight), d_model
         self.projections = nn.ModuleList(nn.Linear(dim, d_model) for dim in dims)
         self.position = PositionalEncoding(d_model)
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = Dropout(dropout)
         # One step per modality after the first; each step holds stacks A (index 0) and B (index 1).
         self.steps = nn.ModuleList(
             StackedTransformer(
@@ -85,6 +85,20 @@ class GatedRecurrentFusion(Fusion):
     def embed(self, x: Tensor, modality: int) -> Tensor:
         """``[batch, time, dim_i]`` -> ``[batch, time, d_model]``: projection, positions, dropout."""
         return self.embed_dropout(self.position(self.projections[modality](x)))
+
+    def analytic_flops(self, seq_lens: list[int]) -> int:
+        """Forward matrix-product FLOPs per sample (multiply-add = 2): the projections ``2 L_i dim_i d``; step 1
+        stack A (target ``L_first``, memory ``L_k``) and stack B (the reverse); later steps the same with a
+        one-token context; each Gated Fusion Unit ``2 (2d)(2d)``. Linear in ``n`` for fixed lengths."""
+        d = self.out_dim
+        total = sum(2 * length * dim * d for length, dim in zip(seq_lens, self.dims))
+        context = seq_lens[self.order[0]]
+        for step, modality in enumerate(self.order[1:]):
+            length = seq_lens[modality]
+            total += self.steps[step].flops(context, length) + self.steps[step].flops(length, context)
+            total += 2 * (2 * d) * (2 * d)
+            context = 1
+        return total
 
     def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
         first = self.order[0]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Fusion, FusionOutput
-from .layers import PositionalEncoding, StackedLinear, StackedTransformer, masked_mean
+from .layers import Dropout, PositionalEncoding, StackedLinear, StackedTransformer, masked_mean
 from .registry import register_fusion
 
 
@@ -35,15 +35,25 @@ class LateFusion(Fusion):
         self.combine, self.out_dim = combine, num_outputs
         self.projections = nn.ModuleList(nn.Linear(dim, d_model) for dim in dims)
         self.position = PositionalEncoding(d_model)
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = Dropout(dropout)
         self.encoders = StackedTransformer(
             n, num_layers, d_model, num_heads, dim_feedforward, dropout, kind="encoder", norm_first=False,
         )
         hidden = max(d_model // 2, 1)
         self.head_hidden = StackedLinear(n, d_model, hidden)
         self.head_out = StackedLinear(n, hidden, num_outputs)
-        self.head_dropout = nn.Dropout(dropout)
+        self.head_dropout = Dropout(dropout)
         self.logits = nn.Parameter(torch.zeros(n)) if combine == "softmax" else None
+
+    def analytic_flops(self, seq_lens: list[int]) -> int:
+        """Forward matrix-product FLOPs per sample (multiply-add = 2): projections ``2 L_i dim_i d``, one
+        encoder stack per modality, the per-modality heads ``2 d h + 2 h o`` and the softmax-weighted sum of
+        the ``n`` predictions ``2 n o``. Linear in ``n``."""
+        d = self.head_hidden.weight.shape[1]
+        hidden, outputs = self.head_out.weight.shape[1:]
+        total = sum(2 * length * dim * d + self.encoders.flops(length) for length, dim in zip(seq_lens, self.dims))
+        total += self.n_modalities * (2 * d * hidden + 2 * hidden * outputs)
+        return total + (2 * self.n_modalities * outputs if self.logits is not None else 0)
 
     def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
         embedded = [self.embed_dropout(self.position(proj(x))) for proj, x in zip(self.projections, xs)]

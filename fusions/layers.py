@@ -8,7 +8,14 @@ as one batched computation: every parameter has a leading stack dimension and ev
 ``baddbmm`` over that dimension. Pairwise cross-attention (``n(n-1)`` stacks), the late-fusion encoders
 (``n`` stacks) and the two symmetric decoders of a GRF step (2 stacks) all use it, so every fusion gets the
 same kernels and none pays Python-loop overhead that another avoids. Stacks whose inputs have different
-lengths cannot share one batched call; they are grouped by shape and each group runs batched.
+lengths cannot share one batched call; they are grouped by shape and each group runs batched (consecutive
+stacks select their parameters by a slice, a view, rather than a gather whose backward is a slow scatter).
+
+Speed on CPU (profiled on the paper's MOSI settings): attention is ``F.scaled_dot_product_attention`` (its fused
+kernel) whenever attention dropout is off; with dropout PyTorch's CPU kernel falls back to a slow math path,
+so ``attend_math`` computes the same function with fewer passes over the score tensors. Dropout everywhere is
+``dropout`` / ``Dropout``: the same distribution as ``F.dropout`` from a quarter of the random draws.
+``layer_flops`` gives each layer's matrix-product FLOPs in closed form for the fusions' ``analytic_flops``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,105 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+# Stack selector: None (every stack, in order), a slice (contiguous stacks: a view, cheap backward) or a LongTensor.
+StackIndex = Tensor | slice | None
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale the others by ``1 / (1 - p)``.
+
+    Same shape as ``x``. ``F.dropout`` on CPU draws one Bernoulli sample per element from the serial Mersenne
+    Twister; that was the largest single cost of a training step (a fifth of GRF's). On CPU the keep mask comes
+    from ``keep_mask``; other devices (CUDA's fused kernel), non-float tensors and ``p`` outside
+    ``[2**-16, 1)`` use ``F.dropout``.
+    """
+    if not training or p == 0.0:
+        return x
+    mask = keep_mask(x, p)
+    if mask is None:
+        return F.dropout(x, p, True)
+    keep, scale = mask
+    return x * keep.mul_(scale)
+
+
+def keep_mask(x: Tensor, p: float) -> tuple[Tensor, float] | None:
+    """A float 0/1 dropout mask shaped like ``x`` (CPU) and the scale ``1 / (1 - p)``; None where ``dropout``
+    falls back to ``F.dropout``.
+
+    16 random bits per element, four elements per 64-bit draw of the default (seeded) generator, so runs stay
+    reproducible under ``torch.manual_seed``. ``p`` is rounded to a multiple of ``2**-16`` (error at most
+    ``7.7e-6``) and the scale uses the rounded ``p``, so the expectation is exactly kept. The comparison writes
+    the float mask in one pass (multiplying by a float mask vectorises; by a bool one it does not).
+    """
+    threshold = round(p * 65536)
+    if x.device.type != "cpu" or not x.is_floating_point() or not 0 < threshold < 65536:
+        return None
+    numel = x.numel()
+    bits = torch.empty((numel + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    keep = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    torch.ge(bits.view(torch.int16)[:numel].view(x.shape), threshold - 32768, out=keep)  # P = 1 - thr / 2**16
+    return keep, 65536 / (65536 - threshold)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with the fast CPU mask of ``dropout``; no parameters, so state dicts are unchanged."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def _select(param: Tensor, index: StackIndex) -> Tensor:
+    """The stack slices of ``param [P, ...]`` picked by ``index`` (see ``StackIndex``)."""
+    if index is None:
+        return param
+    if isinstance(index, slice):
+        return param[index]
+    return param.index_select(0, index)
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
+    """Scaled dot-product attention. ``q [N, H, Lq, dh]``, ``k``/``v [N, H, Lk, dh]``, boolean ``mask``
+    broadcastable to ``[N, H, Lq, Lk]`` (True = may attend) -> ``[N, H, Lq, dh]``.
+
+    ``F.scaled_dot_product_attention`` (its fused CPU kernel, or CUDA's flash / memory-efficient kernels),
+    except on CPU with attention dropout: there PyTorch falls back to its math path (Bernoulli dropout, a
+    NaN-safe softmax with extra passes); this path computes the same function with ``dropout`` above.
+    """
+    if dropout_p == 0.0 and k.shape[-2] == 1 and (mask is None or (q.device.type == "cpu" and bool(mask.all()))):
+        # One key (GRF's single-token context after step 1): its softmax weight is exactly 1.
+        return v.expand(*q.shape[:-1], v.shape[-1])
+    if dropout_p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return attend_math(q, k, v, mask, dropout_p)
+
+
+def attend_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
+    """``attend`` as plain matrix products (shapes as there): ``softmax(q k^T / sqrt(dh) + bias)``, dropout,
+    times ``v``; ``bias`` is 0 where ``mask`` allows and ``-inf`` elsewhere.
+
+    The score tensors ``[N, H, Lq, Lk]`` are the largest of a layer, so passes over them are kept few: the
+    softmax scale goes on ``q``, the dropout scale on ``v``, and a mask that allows everything (a batch
+    without padding) is not applied. Dropout uses ``keep_mask`` (same draws as ``dropout``)."""
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    if mask is not None and not bool(mask.all()):  # a CPU-only path: the check costs no device sync
+        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+        scores = scores.add_(bias)  # a vectorised broadcast add, three times faster than masked_fill_
+    weights = torch.softmax(scores, dim=-1)
+    dropped = keep_mask(weights, dropout_p) if dropout_p > 0 else None
+    if dropped is not None:
+        keep, scale = dropped
+        return torch.matmul(weights * keep, v * scale)
+    return torch.matmul(dropout(weights, dropout_p), v)
 
 
 def sinusoidal_table(length: int, dim: int) -> Tensor:
@@ -70,7 +176,7 @@ def pool(x: Tensor, mask: Tensor, how: str) -> Tensor:
 def mlp_head(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
     """The task head used throughout: ``Linear(in, in // 2) -> ReLU -> Dropout -> Linear(in // 2, out)``."""
     hidden = max(in_dim // 2, 1)
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, out_dim))
 
 
 def _init_linear_(weight: Tensor, bias: Tensor | None) -> None:
@@ -90,7 +196,8 @@ def _init_attention_(weight: Tensor) -> None:
 class StackedLinear(nn.Module):
     """``P`` independent affine maps: ``x [G, ..., in]`` -> ``[G, ..., out]`` for the stacks in ``index``.
 
-    ``index`` (``LongTensor [G]``) picks which of the ``P`` weight sets apply; ``None`` means all, in order.
+    ``index`` (a ``StackIndex``: ``None`` = all in order, a slice, or ``LongTensor [G]``) picks which of the
+    ``P`` weight sets apply.
     """
 
     def __init__(self, stacks: int, in_dim: int, out_dim: int, bias: bool = True, init: str = "linear"):
@@ -106,15 +213,14 @@ class StackedLinear(nn.Module):
         else:
             raise ValueError(f"unknown init {init!r}")
 
-    def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
-        weight = self.weight if index is None else self.weight.index_select(0, index)
+    def forward(self, x: Tensor, index: StackIndex = None) -> Tensor:
+        weight = _select(self.weight, index)
         shape = x.shape
         flat = x.reshape(shape[0], -1, shape[-1])
         if self.bias is None:
             out = torch.bmm(flat, weight)
         else:
-            bias = self.bias if index is None else self.bias.index_select(0, index)
-            out = torch.baddbmm(bias.unsqueeze(1), flat, weight)
+            out = torch.baddbmm(_select(self.bias, index).unsqueeze(1), flat, weight)
         return out.reshape(*shape[:-1], weight.shape[-1])
 
 
@@ -127,16 +233,16 @@ class StackedLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(stacks, dim))
         self.eps = eps
 
-    def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, index: StackIndex = None) -> Tensor:
         dim = x.shape[-1]
+        weight, bias = _select(self.weight, index), _select(self.bias, index)
         if x.shape[0] == 1:  # one stack: the fused kernel with its affine parameters
-            weight = self.weight[0] if index is None else self.weight[index[0]]
-            bias = self.bias[0] if index is None else self.bias[index[0]]
-            return F.layer_norm(x, (dim,), weight, bias, self.eps)
-        weight = self.weight if index is None else self.weight.index_select(0, index)
-        bias = self.bias if index is None else self.bias.index_select(0, index)
+            return F.layer_norm(x, (dim,), weight[0], bias[0], self.eps)
         view = (x.shape[0],) + (1,) * (x.dim() - 2) + (dim,)
-        return torch.addcmul(bias.view(view), F.layer_norm(x, (dim,), eps=self.eps), weight.view(view))
+        normed = F.layer_norm(x, (dim,), eps=self.eps)
+        if not torch.is_grad_enabled():  # inference: the affine step in place, no second allocation
+            return normed.mul_(weight.view(view)).add_(bias.view(view))
+        return torch.addcmul(bias.view(view), normed, weight.view(view))
 
 
 def attention_mask(key_mask: Tensor, query_len: int, causal: bool) -> Tensor:
@@ -153,6 +259,25 @@ def attention_mask(key_mask: Tensor, query_len: int, causal: bool) -> Tensor:
         allowed = torch.ones(query_len, key_len, dtype=torch.bool, device=key_mask.device).tril(offset)
         mask = mask & allowed
     return mask
+
+
+def layer_flops(kind: str, target_len: int, source_len: int | None, dim: int, dim_feedforward: int) -> int:
+    """Closed-form matrix-product FLOPs of one transformer layer for one sample (multiply-add = 2 FLOPs).
+
+    With ``T = target_len``, ``S = source_len``, ``d = dim``, ``f = dim_feedforward``: self-attention
+    ``8 T d^2 + 4 T^2 d`` (Q, K, V and output projections; scores and weighted sum), cross-attention
+    ``4 T d^2 + 4 S d^2 + 4 T S d``, feed-forward ``4 T d f``. Elementwise work (softmax, normalisation,
+    activations, dropout, residual adds, biases) is not counted, as ``FlopCounterMode`` does not count it.
+    """
+    t, d = target_len, dim
+    total = 4 * t * d * dim_feedforward
+    if kind in ("encoder", "decoder"):
+        total += 8 * t * d * d + 4 * t * t * d
+    if kind in ("decoder", "cross"):
+        if source_len is None:
+            raise ValueError(f"a {kind!r} layer needs source_len")
+        total += 4 * t * d * d + 4 * source_len * d * d + 4 * t * source_len * d
+    return total
 
 
 class StackedAttention(nn.Module):
@@ -174,7 +299,7 @@ class StackedAttention(nn.Module):
         return x.reshape(groups * batch, steps, self.num_heads, dim // self.num_heads).transpose(1, 2)
 
     def forward(
-        self, x: Tensor, source: Tensor | None, mask: Tensor, index: Tensor | None
+        self, x: Tensor, source: Tensor | None, mask: Tensor, index: StackIndex
     ) -> Tensor:
         """``x [G, B, Lq, d]``; ``source [G, B, Lk, d]`` (cross) or None (self); ``mask`` from attention_mask."""
         groups, batch, steps, dim = x.shape
@@ -183,12 +308,18 @@ class StackedAttention(nn.Module):
             k, v = self.kv(source, index).chunk(2, dim=-1)
         else:
             q, k, v = self.qkv(x, index).chunk(3, dim=-1)
-        attended = F.scaled_dot_product_attention(
-            self._heads(q), self._heads(k), self._heads(v), attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
+        attended = attend(
+            self._heads(q), self._heads(k), self._heads(v), mask, self.dropout if self.training else 0.0
         )
         attended = attended.transpose(1, 2).reshape(groups, batch, steps, dim)
         return self.out(attended, index)
+
+
+def _gelu(x: Tensor) -> Tensor:
+    """GELU of a fresh tensor: in place under ``no_grad`` (its backward would need the input), else a copy.
+    ReLU is always applied in place (``F.relu_``: its backward needs only its output). Either saves an
+    allocation of the layer's widest tensor, the feed-forward hidden ``[G, B, L, dim_feedforward]``."""
+    return F.gelu(x) if torch.is_grad_enabled() else torch.ops.aten.gelu_(x)
 
 
 class StackedLayer(nn.Module):
@@ -210,7 +341,8 @@ class StackedLayer(nn.Module):
         if kind not in ("encoder", "decoder", "cross"):
             raise ValueError(f"unknown layer kind {kind!r}")
         self.kind, self.norm_first, self.norm_source = kind, norm_first, norm_source
-        self.activation = {"gelu": F.gelu, "relu": F.relu}[activation]
+        self.dim, self.dim_feedforward = dim, dim_feedforward
+        self.activation = {"gelu": _gelu, "relu": F.relu_}[activation]
         attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.ff_dropout = dropout if ff_dropout is None else ff_dropout
         self.dropout = dropout
@@ -222,21 +354,29 @@ class StackedLayer(nn.Module):
         self.ff_out = StackedLinear(stacks, dim_feedforward, dim)
         self.norm_ff = StackedLayerNorm(stacks, dim)
 
-    def _drop(self, x: Tensor, p: float) -> Tensor:
-        return F.dropout(x, p, self.training) if p > 0 else x
+    def flops(self, target_len: int, source_len: int | None = None) -> int:
+        """Matrix-product FLOPs of this layer for one stack and one sample (one multiply-add = 2 FLOPs):
+        projections, attention scores and weighted sums, feed-forward. ``target_len`` query steps,
+        ``source_len`` key/value steps of the cross-attention."""
+        return layer_flops(self.kind, target_len, source_len, self.dim, self.dim_feedforward)
 
-    def _feedforward(self, x: Tensor, index: Tensor | None) -> Tensor:
+    def _drop(self, x: Tensor, p: float) -> Tensor:
+        return dropout(x, p, self.training)
+
+    def _feedforward(self, x: Tensor, index: StackIndex) -> Tensor:
         hidden = self._drop(self.activation(self.ff_in(x, index)), self.ff_dropout)
         return self._drop(self.ff_out(hidden, index), self.dropout)
 
     def _block(self, x, norm, fn, index):
+        """Residual sublayer. ``fn`` returns a fresh tensor (a projection, or dropout of one) whose backward
+        does not need it, so the residual is added in place."""
         if self.norm_first:
-            return x + fn(norm(x, index))
-        return norm(x + fn(x), index)
+            return fn(norm(x, index)).add_(x)
+        return norm(fn(x).add_(x), index)
 
     def forward(
         self, x: Tensor, source: Tensor | None, self_mask: Tensor | None, cross_mask: Tensor | None,
-        index: Tensor | None,
+        index: StackIndex,
     ) -> Tensor:
         if self.self_attn is not None:
             x = self._block(
@@ -255,11 +395,12 @@ class StackedLayer(nn.Module):
 
 def shape_groups(
     targets: list[Tensor], sources: list[Tensor] | None = None
-) -> list[tuple[list[int], Tensor | None]]:
+) -> list[tuple[list[int], StackIndex]]:
     """Group stack indices whose inputs share a shape (so they can run as one batched call).
 
-    Returns ``(members, index)`` pairs; ``index`` is None when one group holds every stack in order (the
-    stacked parameters are then used as they are, without a gather), else a ``LongTensor`` of ``members``.
+    Returns ``(members, index)`` pairs, ``index`` a ``StackIndex``: None when one group holds every stack in
+    order (the stacked parameters are used as they are), a slice when the members are consecutive (a view of
+    the parameters, whose backward is a cheap copy), else a ``LongTensor`` of ``members`` (a gather).
     """
     groups: dict[tuple, list[int]] = {}
     for p, target in enumerate(targets):
@@ -268,7 +409,11 @@ def shape_groups(
     if len(groups) == 1:
         return [(list(range(len(targets))), None)]
     device = targets[0].device
-    return [(members, torch.tensor(members, device=device)) for members in groups.values()]
+    return [
+        (members, slice(members[0], members[-1] + 1) if members[-1] - members[0] == len(members) - 1
+         else torch.tensor(members, device=device))
+        for members in groups.values()
+    ]
 
 
 def stacked_apply(module: nn.Module, tensors: list[Tensor]) -> list[Tensor]:
@@ -304,9 +449,13 @@ class StackedTransformer(nn.Module):
         )
         self.final_norm = StackedLayerNorm(stacks, dim) if final_norm else None
 
+    def flops(self, target_len: int, source_len: int | None = None) -> int:
+        """Matrix-product FLOPs of all layers for one stack and one sample (see ``layer_flops``)."""
+        return sum(layer.flops(target_len, source_len) for layer in self.layers)
+
     def run_group(
         self, x: Tensor, x_mask: Tensor, source: Tensor | None, source_mask: Tensor | None,
-        index: Tensor | None,
+        index: StackIndex,
     ) -> Tensor:
         """All layers on one group of stacks: ``x [G, B, Lq, d]``, ``x_mask [G, B, Lq]`` -> ``[G, B, Lq, d]``."""
         steps = x.shape[2]

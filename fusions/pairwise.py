@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Fusion, FusionOutput
-from .layers import PositionalEncoding, StackedLinear, StackedTransformer, pool, stacked_apply
+from .layers import Dropout, PositionalEncoding, StackedLinear, StackedTransformer, pool, stacked_apply
 from .registry import register_fusion
 
 
@@ -67,7 +67,7 @@ class PairwiseCrossAttention(Fusion):
         self.projections = nn.ModuleList(nn.Linear(dim, d_model, bias=False) for dim in dims)
         self.position = PositionalEncoding(d_model)
         self.memory_position = PositionalEncoding(memory_dim)
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = Dropout(dropout)
         layer = dict(norm_first=True, final_norm=True, causal=causal, activation="relu")
         self.cross = StackedTransformer(
             len(self.pairs), num_layers, d_model, num_heads, dim_feedforward, dropout, kind="cross",
@@ -82,7 +82,21 @@ class PairwiseCrossAttention(Fusion):
         )
         self.proj1 = nn.Linear(self.out_dim, self.out_dim)
         self.proj2 = nn.Linear(self.out_dim, self.out_dim)
-        self.out_dropout = nn.Dropout(dropout)
+        self.out_dropout = Dropout(dropout)
+
+    def analytic_flops(self, seq_lens: list[int]) -> int:
+        """Forward matrix-product FLOPs per sample (multiply-add = 2): projections ``2 L_i dim_i d``; one cross
+        stack per ordered pair (target ``L_i``, source ``L_j``); per target the memory projection
+        ``2 L_i (n-1) d m`` (when present) and the memory stack of width ``m``; the residual head
+        ``2 * 2 (n m)^2``. ``O(n^2)`` with ``memory="project"``, ``O(n^3)`` with ``"concat"``."""
+        n, d, m = self.n_modalities, self.d_model, self.memory_dim
+        total = sum(2 * length * dim * d for length, dim in zip(seq_lens, self.dims))
+        total += sum(self.cross.flops(seq_lens[i], seq_lens[j]) for i, j in self.pairs)
+        for length in seq_lens:
+            if self.memory_projection is not None:
+                total += 2 * length * (n - 1) * d * m
+            total += self.memory.flops(length)
+        return total + 2 * 2 * self.out_dim * self.out_dim
 
     def _embed(self, x: Tensor, position: PositionalEncoding) -> Tensor:
         """MulT's stack input: ``sqrt(dim) * x`` plus positions, then dropout. ``[batch, time, dim]``."""
