@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from benchmarks.metrics import higher_is_better  # noqa: E402
 
@@ -41,5 +42,50 @@ def seed_distribution(records: pd.DataFrame, metrics: list[str], path: Path, by:
         ax.set_title(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
         ax.set_xlabel("")
         ax.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def learning_curves(curves: pd.DataFrame, columns: list[str], path: Path) -> list[Path]:
+    """Per-epoch curves, one panel per column (e.g. ``train_loss``, ``valid_loss``, ``valid_corr``): one thin
+    line per seed, one colour per fusion.
+
+    ``curves``: long-form ``curves.csv`` of every cell (``fusion, seed, epoch, train_loss, valid_loss,
+    valid_<metric>...``), as ``analysis.records.cell_files`` gathers them.
+    """
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns) + 1.2, 3.0), squeeze=False)
+    order = list(dict.fromkeys(curves["fusion"]))
+    for i, (ax, column) in enumerate(zip(axes[0], columns)):
+        sns.lineplot(data=curves, x="epoch", y=column, hue="fusion", hue_order=order, units="seed", estimator=None,
+                     ax=ax, linewidth=1.0, legend=i == len(columns) - 1)
+        metric = column.removeprefix("valid_").removeprefix("train_")
+        if metric != "loss":
+            column += f" ({'higher' if higher_is_better(metric) else 'lower'} is better)"
+        ax.set_title(column.replace("_", " "))
+        ax.set_ylabel("")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), title="fusion (one line per seed)")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def metric_vs_modalities(records: pd.DataFrame, metrics: list[str], path: Path) -> list[Path]:
+    """Each metric against the number of modalities, one line per fusion: mean and standard deviation over the
+    records at each count (seeds, and modality subsets where there are several), every record as a point."""
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1.2, 3.0), squeeze=False)
+    order = list(dict.fromkeys(records["fusion"]))
+    for i, (ax, metric) in enumerate(zip(axes[0], metrics)):
+        sns.lineplot(data=records, x="n_modalities", y=metric, hue="fusion", hue_order=order, errorbar="sd",
+                     marker="o", ax=ax, legend=i == len(metrics) - 1)
+        sns.stripplot(data=records, x="n_modalities", y=metric, hue="fusion", hue_order=order, ax=ax, size=3,
+                      alpha=0.5, legend=False, native_scale=True, jitter=0.08)
+        ax.set_xticks(sorted(records["n_modalities"].unique()))
+        ax.set_xlabel("number of modalities")
+        ax.set_title(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1))
     figure.tight_layout()
     return save_figure(figure, path)

@@ -285,6 +285,8 @@ def _wilcoxon(d: np.ndarray) -> tuple[float, float, str]:
     if not ties_or_zeros and d.size <= _WILCOXON_EXACT_MAX_N:
         result = stats.wilcoxon(d, method="exact")
         return float(result.statistic), float(result.pvalue), "exact"
+    if nonzero.size == 1:  # both sign flips of a single difference are equally extreme
+        return 0.0, 1.0, "exact permutation"
     if nonzero.size <= _WILCOXON_PERMUTATION_MAX_N:
         # The exact conditional test: all 2**n sign flips of the non-zero differences with their tied ranks (the
         # same p-value as scipy.stats.wilcoxon with a PermutationMethod, which enumerates them ~100x slower).

@@ -1,6 +1,7 @@
 """Tables computed from long-form records (one row per fusion x seed): terminal, Markdown and LaTeX.
 
-Cells read ``mean ± std`` over seeds; the best mean per metric is bold (lower is better for ``mae`` only).
+Cells read ``mean ± std`` over seeds (the mean alone for one seed); the best mean per metric is bold (lower is
+better for ``mae`` only).
 A per-seed table sits beside the summary, so no result is reported only as mean ± std. An optional
 ``markers`` mapping ``(fusion, metric) -> str`` appends significance markers, explained by ``legend``.
 """
@@ -13,55 +14,114 @@ from tabulate import tabulate
 
 from benchmarks.metrics import higher_is_better
 
+from .stats import significance_marker
+
 
 def _format(value: float, digits: int) -> str:
     return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def summary_frame(records: pd.DataFrame, metrics: list[str], by: str = "fusion") -> pd.DataFrame:
-    """``[group, metric]`` rows with mean, std (ddof 1; NaN for one seed), n seeds and the best flag."""
+def _higher(metric: str, higher: dict | None) -> bool:
+    """The column's direction: from ``higher`` when it names the column, else ``benchmarks.metrics``."""
+    return higher[metric] if higher and metric in higher else higher_is_better(metric)
+
+
+def summary_frame(
+    records: pd.DataFrame, metrics: list[str], by: str = "fusion", higher: dict | None = None,
+) -> pd.DataFrame:
+    """``[group, metric]`` rows with mean, std (ddof 1; NaN for one seed), n seeds and the best flag.
+
+    ``higher``: ``column -> bool`` directions for columns that are not metrics of ``benchmarks.metrics``."""
     rows = []
     for metric in metrics:
         stats = records.groupby(by, sort=False)[metric].agg(["mean", "std", "count"])
         means = stats["mean"].to_numpy(dtype=float)
         best = None
         if np.isfinite(means).any():
-            best = np.nanmax(means) if higher_is_better(metric) else np.nanmin(means)
+            best = np.nanmax(means) if _higher(metric, higher) else np.nanmin(means)
         for group, row in stats.iterrows():
             rows.append({by: group, "metric": metric, "mean": row["mean"], "std": row["std"],
                          "n_seeds": int(row["count"]), "best": best is not None and row["mean"] == best})
     return pd.DataFrame(rows)
 
 
-def _cells(records, metrics, by, digits, bold, markers) -> tuple[list[str], list[list[str]]]:
-    summary = summary_frame(records, metrics, by)
+def _cells(records, metrics, by, digits, bold, markers, higher=None) -> tuple[list[str], list[list[str]]]:
+    summary = summary_frame(records, metrics, by, higher)
     groups = list(dict.fromkeys(records[by]))
     body = []
     for group in groups:
         row = [str(group)]
         for metric in metrics:
             entry = summary[(summary[by] == group) & (summary["metric"] == metric)].iloc[0]
-            text = f"{_format(entry['mean'], digits)} ± {_format(entry['std'], digits)}"
+            text = _format(entry["mean"], digits)
+            if entry["n_seeds"] > 1:  # one seed has no spread to show
+                text += f" ± {_format(entry['std'], digits)}"
             if entry["best"]:
                 text = bold(text)
             row.append(text + (markers or {}).get((group, metric), ""))
         body.append(row)
-    header = [by] + [f"{m} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
+    header = [by] + [f"{m} {'↑' if _higher(m, higher) else '↓'}" for m in metrics]
     return header, body
 
 
-def terminal_table(records: pd.DataFrame, metrics: list[str], by: str = "fusion", digits: int = 3) -> str:
-    """Plain-text summary table (tabulate)."""
-    header, body = _cells(records, metrics, by, digits, lambda s: s + " *best", None)
+def terminal_table(
+    records: pd.DataFrame, metrics: list[str], by: str = "fusion", digits: int = 3, markers: dict | None = None,
+    higher: dict | None = None,
+) -> str:
+    """Plain-text summary table (tabulate); the best mean is followed by ``(best)``, then any marker."""
+    header, body = _cells(records, metrics, by, digits, lambda s: s + " (best)", markers, higher)
     return tabulate(body, headers=header, tablefmt="simple")
+
+
+SIGNIFICANCE_LEVELS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+"""Marker thresholds of ``analysis.stats.significance_marker`` (adjusted p below the threshold)."""
+
+
+def _styled_marker(marker: str, style: str) -> str:
+    """A marker as plain ``text``, ``markdown`` (stars escaped, so they do not turn into emphasis) or ``latex``."""
+    if style not in ("text", "markdown", "latex"):
+        raise ValueError(f"style must be 'text', 'markdown' or 'latex', got {style!r}")
+    if not marker or style == "text":
+        return marker
+    return marker.replace("*", r"\*") if style == "markdown" else f"\\textsuperscript{{{marker}}}"
+
+
+def significance_markers(comparisons: pd.DataFrame, column: str = "t_pvalue_holm", style: str = "text") -> dict:
+    """``(fusion, metric) -> marker`` from a ``stats.comparison_table`` frame: the stars of the p-values in
+    ``column`` (``""`` when not significant), styled for ``"text"``, ``"markdown"`` or ``"latex"``."""
+    return {(row["fusion"], row["metric"]): _styled_marker(significance_marker(row[column]), style)
+            for _, row in comparisons.iterrows()}
+
+
+def significance_legend(comparisons: pd.DataFrame, style: str = "text") -> str:
+    """One sentence naming the test behind the markers and the family Holm's correction ran over.
+
+    ``comparisons``: a ``stats.comparison_table`` frame (one row per metric x fusion against one baseline);
+    ``style``: ``"text"``, ``"markdown"`` or ``"latex"``.
+    """
+    latex = style == "latex"
+    baseline = str(comparisons["baseline"].iloc[0])
+    n_metrics, n_fusions = comparisons["metric"].nunique(), comparisons["fusion"].nunique()
+    n_seeds = int(comparisons["n"].max())
+    less, times = ("$<$", r"$\times$") if latex else ("<", "x")
+    floor = f"$2/2^{{{n_seeds}}}$" if latex else f"2/2^{n_seeds}"
+    stars = ", ".join(f"{_styled_marker(marker, style)} p {less} {threshold:g}"
+                      for threshold, marker in reversed(SIGNIFICANCE_LEVELS))
+    return (
+        f"Markers: {stars}, two-sided paired t-test by seed against the baseline "
+        f"{_latex_escape(baseline) if latex else baseline}, Holm-adjusted over all {len(comparisons)} tests of this "
+        f"table ({n_metrics} metrics {times} {n_fusions} fusions); no marker: not significant after correction. "
+        f"Wilcoxon signed-rank p-values are in stats/paired.csv; with {n_seeds} seeds they cannot fall below "
+        f"{2 / 2**n_seeds:g} (= {floor})."
+    )
 
 
 def markdown_table(
     records: pd.DataFrame, metrics: list[str], by: str = "fusion", digits: int = 3,
-    markers: dict | None = None, legend: str = "",
+    markers: dict | None = None, legend: str = "", higher: dict | None = None,
 ) -> str:
     """Markdown summary table, best in bold, followed by the per-seed table."""
-    header, body = _cells(records, metrics, by, digits, lambda s: f"**{s}**", markers)
+    header, body = _cells(records, metrics, by, digits, lambda s: f"**{s}**", markers, higher)
     text = tabulate(body, headers=header, tablefmt="github")
     note = f"Mean ± std over seeds (n = {records.groupby(by).size().to_dict()}); best mean in bold. {legend}".strip()
     return f"{text}\n\n{note}\n\n{per_seed_table(records, metrics, by, digits)}\n"
@@ -83,9 +143,11 @@ def _latex_escape(text: str) -> str:
 def latex_table(
     records: pd.DataFrame, metrics: list[str], by: str = "fusion", digits: int = 3,
     markers: dict | None = None, legend: str = "", caption: str = "", label: str = "tab:results",
+    higher: dict | None = None,
 ) -> str:
-    """A booktabs LaTeX table (``\\usepackage{booktabs}``): mean $\\pm$ std, best in bold, markers, legend."""
-    header, body = _cells(records, metrics, by, digits, lambda s: f"\\textbf{{{s}}}", markers)
+    """A booktabs LaTeX table (``\\usepackage{booktabs}``): mean $\\pm$ std, best in bold, markers, legend
+    (LaTeX source, inserted as it is)."""
+    header, body = _cells(records, metrics, by, digits, lambda s: f"\\textbf{{{s}}}", markers, higher)
     header = [_latex_escape(h).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for h in header]
     lines = [
         r"\begin{table}[t]", r"\centering",

@@ -143,36 +143,62 @@ def validate(config: dict) -> None:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A named configuration of a registered fusion: ``label`` (the ``fusion`` column of the records) builds
+    ``fusion`` with ``overrides`` merged over the configuration's table for it (e.g. an ablation of GRF)."""
+
+    label: str
+    fusion: str
+    overrides: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.label or "/" in self.label or self.label.startswith("."):
+            raise ConfigError(f"variant label {self.label!r} must be a non-empty name without '/'")
+        _check_fusion_table(self.overrides, self.fusion, f"variant {self.label}")
+
+
+@dataclass(frozen=True)
 class CellConfig:
-    """Everything that defines one training cell except its seed."""
+    """Everything that defines one training cell except its seed. ``label`` names the cell in records (the
+    fusion's name, or a variant's label); it is not part of the configuration hash."""
 
     fusion: str
     hparams: dict
     protocol: Protocol
     dataset: dict  # {"name", "path", "options", "modalities"}
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.fusion)
 
     def as_dict(self) -> dict:
         return {
-            "fusion": self.fusion, "hparams": self.hparams, "protocol": dataclasses.asdict(self.protocol),
-            "dataset": self.dataset,
+            "fusion": self.fusion, "label": self.label, "hparams": self.hparams,
+            "protocol": dataclasses.asdict(self.protocol), "dataset": self.dataset,
         }
 
     @property
     def hash(self) -> str:
-        """A short stable digest of the configuration (the ``config_hash`` column)."""
-        text = json.dumps(self.as_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        """A short stable digest of the configuration (the ``config_hash`` column); the label is left out."""
+        described = {k: v for k, v in self.as_dict().items() if k != "label"}
+        return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def resolve(config: dict, fusion: str, dataset: dict) -> CellConfig:
-    """The cell configuration of ``fusion`` on ``dataset`` (``{"name", "path", "options", "modalities"}``)."""
+def resolve(config: dict, fusion: str | Variant, dataset: dict) -> CellConfig:
+    """The cell configuration of ``fusion`` (a registered name or a ``Variant``) on ``dataset``
+    (``{"name", "path", "options", "modalities"}``)."""
+    variant = fusion if isinstance(fusion, Variant) else Variant(fusion, fusion)
     fusion_table = merge(
-        config.get("fusions", {}).get(fusion, {}),
-        config.get("datasets", {}).get(dataset["name"], {}).get("fusions", {}).get(fusion, {}),
+        merge(
+            config.get("fusions", {}).get(variant.fusion, {}),
+            config.get("datasets", {}).get(dataset["name"], {}).get("fusions", {}).get(variant.fusion, {}),
+        ),
+        variant.overrides,
     )
     protocol_values = merge(config.get("protocol", {}), fusion_table.pop("protocol", {}))
-    return CellConfig(fusion=fusion, hparams=fusion_table, protocol=Protocol.from_dict(protocol_values),
-                      dataset=dataset)
+    return CellConfig(fusion=variant.fusion, hparams=fusion_table, protocol=Protocol.from_dict(protocol_values),
+                      dataset=dataset, label=variant.label)
 
 
 def dataset_options(config: dict, dataset: str) -> dict:

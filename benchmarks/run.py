@@ -18,7 +18,17 @@ import pandas as pd
 import torch
 
 from .cli import parse_fusions, parse_names, parse_seeds, resolve_device, run_cli
-from .config import CellConfig, ConfigError, dataset_options, load_config_file, load_preset, merge, resolve, validate
+from .config import (
+    CellConfig,
+    ConfigError,
+    Variant,
+    dataset_options,
+    load_config_file,
+    load_preset,
+    merge,
+    resolve,
+    validate,
+)
 from .data import Dataset, list_datasets, load_dataset
 from .metrics import main_metric, metric_names
 from .progress import Progress
@@ -33,17 +43,14 @@ from .store import (
 )
 from .train import CellResult, train_cell
 
-RECORD_COLUMNS = (
-    "fusion", "seed", "dataset", "modalities", "n_modalities", "config_hash", "n_train", "n_valid", "n_test",
-)
-
 
 @dataclass
 class RunSpec:
-    """What to run. ``dataset_path`` may be None (the loader's default, e.g. ``MOSI_PATH``); ``modalities``
-    selects and orders modalities by name; ``params`` adds tuned parameters (``"tuned"``) when present."""
+    """What to run. ``fusions``: registered names and/or ``Variant``s (named configurations, e.g. ablations);
+    ``dataset_path`` may be None (the loader's default, e.g. ``MOSI_PATH``); ``modalities`` selects and orders
+    modalities by name; ``params`` adds tuned parameters (``"tuned"``)."""
 
-    fusions: list[str]
+    fusions: list[str | Variant]
     dataset: str = "synthetic"
     dataset_path: str | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -65,7 +72,8 @@ def build_config(spec: RunSpec) -> dict:
     if spec.params:
         from .tuned import tuned_overrides  # noqa: PLC0415 (tuning is optional)
 
-        config = merge(config, tuned_overrides(spec.params, spec.dataset, spec.fusions, spec.out))
+        names = sorted({f.fusion if isinstance(f, Variant) else f for f in spec.fusions})
+        config = merge(config, tuned_overrides(spec.params, spec.dataset, names, spec.out))
     if spec.epochs is not None:
         if spec.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {spec.epochs}")
@@ -93,7 +101,8 @@ def cell_record(cell: CellConfig, seed: int, data: Dataset, result: CellResult, 
     """The cell's row in ``runs.csv``."""
     main = main_metric(data.task)
     return {
-        "fusion": cell.fusion, "seed": seed, "dataset": data.name, "modalities": ",".join(data.modality_names),
+        "fusion": cell.label, "model": cell.fusion, "seed": seed, "dataset": data.name,
+        "modalities": ",".join(data.modality_names),
         "n_modalities": len(data.modality_names), "config_hash": cell.hash,
         "n_train": len(data.train), "n_valid": len(data.valid), "n_test": len(data.test),
         **result.test.metrics, f"valid_{main}": result.valid.metrics[main], "valid_loss": result.valid.loss,
@@ -128,14 +137,14 @@ def run_cell(
     cell: CellConfig, seed: int, data: Dataset, out: Path, device: torch.device, amp: bool, progress: Progress,
 ) -> dict:
     """Train and store one cell, or return its stored record when it is already done."""
-    folder = cell_dir(out, cell.fusion, cell.hash, seed)
+    folder = cell_dir(out, cell.label, cell.hash, seed)
     record = read_record(folder)
     if record is not None:
-        progress.skip(cell.fusion, seed)
+        progress.skip(cell.label, seed)
         return record
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "config.json", {**cell.as_dict(), "seed": seed})
-    with progress.cell(cell.fusion, seed, cell.protocol.max_epochs, main_metric(data.task)) as report:
+    with progress.cell(cell.label, seed, cell.protocol.max_epochs, main_metric(data.task)) as report:
         result = train_cell(cell, data, seed, device, amp, state_path=folder / "state.pt", on_epoch=report)
     return store_cell(folder, cell, seed, data, result, device)
 
@@ -156,8 +165,9 @@ def write_summary(out: Path, records: pd.DataFrame, task: str, quiet: bool) -> N
         print(terminal_table(records, shown))
 
 
-def run_benchmark(spec: RunSpec, quiet: bool = False) -> pd.DataFrame:
-    """Run every (fusion, seed) cell of ``spec``; returns the records and writes everything under ``spec.out``.
+def run_benchmark(spec: RunSpec, quiet: bool = False, report: bool = True) -> pd.DataFrame:
+    """Run every (fusion, seed) cell of ``spec``; returns the records and writes everything under ``spec.out``,
+    ending with the report (``analysis.report``, in ``<out>/report``) unless ``report`` is False.
 
     Checks the output folder, device, configuration and data before any training starts.
     """
@@ -169,9 +179,12 @@ def run_benchmark(spec: RunSpec, quiet: bool = False) -> pd.DataFrame:
     config = build_config(spec)
     data, described = load_run_dataset(spec, config)
     cells = [resolve(config, fusion, described) for fusion in spec.fusions]
+    labels = [cell.label for cell in cells]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"fusion labels must be distinct, got {labels}")
     atomic_write_json(out / "meta.json", run_metadata(
         device, spec=asdict(spec), dataset=described, data_summary=data.summary(), data_info=data.info,
-        cells={cell.fusion: cell.as_dict() | {"config_hash": cell.hash} for cell in cells},
+        cells={cell.label: cell.as_dict() | {"config_hash": cell.hash} for cell in cells},
         torch_threads=torch.get_num_threads(),
     ))
     progress = Progress(quiet=quiet, total=len(cells) * len(spec.seeds))
@@ -183,6 +196,10 @@ def run_benchmark(spec: RunSpec, quiet: bool = False) -> pd.DataFrame:
             atomic_write_csv(out / "runs.csv", pd.DataFrame(records))
     frame = pd.DataFrame(records)
     write_summary(out, frame, data.task, quiet)
+    if report:
+        from analysis.report import write_report  # noqa: PLC0415 (matplotlib and scikit-learn only when reporting)
+
+        write_report(out, quiet=quiet)
     if not quiet:
         print(f"{len(records)} cells in {time.perf_counter() - started:.1f} s; records in {out / 'runs.csv'}")
     return frame
@@ -206,6 +223,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--out", default=None, help="output folder (default results/<dataset>)")
     parser.add_argument("--quiet", action="store_true", help="no progress and no table on the terminal")
+    parser.add_argument("--no-report", action="store_true", help="skip the report (python -m analysis.report)")
     return parser.parse_args(argv)
 
 
@@ -217,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device, amp=args.amp, out=args.out,
         modalities=parse_names(args.modalities, "--modalities") if args.modalities else None, params=args.params,
     )
-    run_benchmark(spec, quiet=args.quiet)
+    run_benchmark(spec, quiet=args.quiet, report=not args.no_report)
     return 0
 
 

@@ -569,3 +569,9 @@ def test_comparison_table_pairs_only_shared_seeds_and_checks_input():
         stats.comparison_table(records[records["fusion"] == "grf"], "grf")
     with pytest.raises(ValueError, match="no column"):
         stats.comparison_table(records, "grf", ["acc7"])
+
+
+def test_wilcoxon_with_one_nonzero_difference_among_zeros():
+    """A single non-zero difference: both sign flips are equally extreme, so p = 1 (no crash)."""
+    result = stats.paired_comparison([0.5, 0.6, 0.7], [0.5, 0.6, 0.8], higher_is_better=True)
+    assert result.wilcoxon_pvalue == 1.0 and result.wilcoxon_method == "exact permutation"

@@ -1,0 +1,102 @@
+"""Rebuild a stored cell: its best-validation model from ``checkpoint.pt`` and the dataset it was trained on.
+
+The one loader behind every analysis that needs a model (embeddings, robustness); nothing is retrained.
+``checkpoint.pt`` holds the cell's configuration (fusion, hparams, protocol, dataset {name, path, options,
+modalities}), seed, feature sizes, task, number of classes, modality names and the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.data import Dataset, load_dataset
+from benchmarks.train import Evaluation, evaluate, resolve_hparams
+from fusions import Predictor, build_predictor
+
+
+class DatasetCache:
+    """Datasets by their stored description, each loaded once (cells of one run share one dataset)."""
+
+    def __init__(self):
+        self._loaded: dict[str, Dataset] = {}
+
+    def load(self, described: dict) -> Dataset:
+        """The dataset ``{"name", "path", "options", "modalities"}`` with its modalities selected in order."""
+        key = json.dumps(described, sort_keys=True, default=str)
+        if key not in self._loaded:
+            data = load_dataset(described["name"], described.get("path"), **described.get("options", {}))
+            modalities = described.get("modalities")
+            if modalities and list(modalities) != list(data.modality_names):
+                data = data.select_modalities(list(modalities))
+            self._loaded[key] = data
+        return self._loaded[key]
+
+
+@dataclass
+class StoredCell:
+    """A cell rebuilt from its checkpoint: the model in eval mode on ``device`` and its dataset."""
+
+    fusion: str
+    seed: int
+    model: Predictor
+    data: Dataset
+    device: torch.device
+    eval_batch_size: int
+
+    def evaluate(self, split=None, keep_states: bool = False) -> Evaluation:
+        """``benchmarks.train.evaluate`` of the model on ``split`` (default: the test split)."""
+        split = self.data.test if split is None else split
+        return evaluate(self.model, split, self.data.task, self.device, self.eval_batch_size, keep_states=keep_states)
+
+
+def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device | str = "cpu") -> StoredCell:
+    """The cell stored in ``folder`` (``cells/<fusion>-<hash>/seed<k>``); ``FileNotFoundError`` without a
+    checkpoint, ``ValueError`` when the dataset no longer fits the stored feature sizes."""
+    path = Path(folder) / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    config = checkpoint["config"]
+    data = datasets.load(config["dataset"])
+    if data.dims != list(checkpoint["dims"]):
+        raise ValueError(f"{path}: the dataset's feature sizes {data.dims} differ from the stored {checkpoint['dims']}")
+    model = build_predictor(
+        config["fusion"], checkpoint["dims"], task=checkpoint["task"], num_classes=checkpoint["num_classes"],
+        **resolve_hparams(config["hparams"], checkpoint["modality_names"]),
+    )
+    model.load_state_dict(checkpoint["state_dict"])
+    device = torch.device(device)
+    model.to(device).eval()
+    return StoredCell(
+        fusion=config.get("label", config["fusion"]), seed=int(checkpoint["seed"]), model=model, data=data,
+        device=device,
+        eval_batch_size=int(config.get("protocol", {}).get("eval_batch_size", 256)),
+    )
+
+
+def stored_prediction_gap(folder: str | Path, evaluation: Evaluation) -> float:
+    """Largest absolute difference between ``evaluation``'s test outputs and the cell's ``predictions.csv``
+    (regression: the prediction; classification: every logit); NaN without the file.
+
+    Near 0 (CSV rounding, ~1e-7) when the checkpoint reproduces the run; larger when the model code or the
+    dataset changed after training, so that the stored weights now compute something else.
+    """
+    path = Path(folder) / "predictions.csv"
+    if not path.is_file():
+        return float("nan")
+    stored = pd.read_csv(path)
+    outputs = evaluation.outputs
+    if outputs.ndim == 1:
+        expected = stored["prediction"].to_numpy()[:, None]
+        outputs = outputs[:, None]
+    else:
+        expected = stored[[f"logit_{k}" for k in range(outputs.shape[1])]].to_numpy()
+    if expected.shape != outputs.shape:
+        return float("inf")
+    return float(np.abs(outputs - expected).max())

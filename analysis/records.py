@@ -1,0 +1,98 @@
+"""A run folder as the report reads it: ``runs.csv``, ``meta.json`` and each cell's stored files.
+
+``load_run(path)`` checks that ``path`` is a ``benchmarks.run`` output folder (one line of error otherwise) and
+returns its records; ``cell_files`` gathers one kind of per-cell CSV (``predictions.csv``, ``curves.csv``) into one
+long-form frame with ``fusion`` and ``seed`` columns added, since the files themselves do not hold them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from benchmarks.store import cell_dir
+
+
+@dataclass
+class RunFolder:
+    """A loaded run folder. ``records``: ``runs.csv``, one row per (fusion, seed) [and modality setting];
+    ``meta``: ``meta.json`` (empty when absent); ``task``: ``"regression"`` or ``"classification"``."""
+
+    path: Path
+    records: pd.DataFrame
+    meta: dict
+    task: str
+
+    @property
+    def fusions(self) -> list[str]:
+        """The fusions in order of first appearance in ``runs.csv``."""
+        return list(dict.fromkeys(self.records["fusion"]))
+
+    def cell_folder(self, row) -> Path:
+        """The cell folder of one record (a row of ``records`` or a dict with fusion, config_hash, seed)."""
+        return cell_dir(self.path, row["fusion"], row["config_hash"], int(row["seed"]))
+
+
+def load_run(path: str | Path) -> RunFolder:
+    """Read a run folder; ``FileNotFoundError`` / ``ValueError`` with one clear line when it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"results folder {path} does not exist; pass the --out folder of benchmarks.run")
+    runs = path / "runs.csv"
+    if not runs.is_file():
+        raise FileNotFoundError(f"{path} holds no runs.csv; pass the --out folder of a finished benchmarks.run")
+    records = pd.read_csv(runs)
+    required = {"fusion", "seed", "config_hash"}
+    if records.empty or not required <= set(records.columns):
+        raise ValueError(f"{runs} has no records with the columns {', '.join(sorted(required))}")
+    if set(REGRESSION_METRICS) & set(records.columns):
+        task = "regression"
+    elif set(CLASSIFICATION_METRICS) & set(records.columns):
+        task = "classification"
+    else:
+        raise ValueError(f"{runs} holds no metric column (e.g. mae or accuracy)")
+    meta_path = path / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return RunFolder(path=path, records=records, meta=meta, task=task)
+
+
+def primary_setting(records: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The records the seed-paired statistics run on, and a note when some were set aside.
+
+    Paired tests need one row per (fusion, seed). A folder holding several modality settings (e.g. mfeat subsets)
+    has more; then the setting with the most modalities (the most rows among those) is kept, and the others
+    appear only in the accuracy-against-modalities figure.
+    """
+    if "modalities" not in records.columns or not records.duplicated(["fusion", "seed"]).any():
+        return records, ""
+    settings = records.groupby("modalities").agg(n=("n_modalities", "first"), rows=("fusion", "size"))
+    chosen = settings.sort_values(["n", "rows"], ascending=False, kind="stable").index[0]
+    kept = records[records["modalities"] == chosen]
+    if kept.duplicated(["fusion", "seed"]).any():
+        raise ValueError(f"runs.csv repeats a (fusion, seed) pair for modalities {chosen!r}")
+    note = (f"runs.csv holds {len(settings)} modality settings; the statistics use modalities {chosen} "
+            f"({len(kept)} of {len(records)} records)")
+    return kept.reset_index(drop=True), note
+
+
+def cell_files(run: RunFolder, records: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str]]:
+    """One per-cell CSV (``"predictions.csv"`` or ``"curves.csv"``) of every record, stacked long-form.
+
+    Returns the frame (the file's columns after ``fusion`` and ``seed``; empty when no cell has the file) and the
+    cells that lack it, as ``"<fusion> seed <k>"``.
+    """
+    frames, missing = [], []
+    for _, row in records.iterrows():
+        path = run.cell_folder(row) / name
+        if not path.is_file():
+            missing.append(f"{row['fusion']} seed {int(row['seed'])}")
+            continue
+        frame = pd.read_csv(path)
+        frame.insert(0, "seed", int(row["seed"]))
+        frame.insert(0, "fusion", row["fusion"])
+        frames.append(frame)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), missing

@@ -1,0 +1,165 @@
+"""Long-form statistics frames of a run, built from ``analysis.stats`` (which holds every test and its caveats).
+
+* :func:`usable_metrics`: the metrics every fusion has at least one finite value of (others cannot be tested).
+* :func:`rank_tests`: per metric, Friedman's test over all fusions (seeds as blocks) and the Nemenyi post-hoc.
+* :func:`per_sample_tests`: per pair of fusions, on the test samples: paired bootstrap of the MAE / accuracy
+  difference and McNemar's exact test on correctness, for each seed and for seed-averaged predictions.
+
+The seed-level summary and the comparisons against a baseline are ``stats.summary_table`` and
+``stats.comparison_table`` as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+SAMPLE_MEASURES = {"regression": ("mae", "acc2_has0", "acc2_non0"), "classification": ("accuracy",)}
+"""What the per-sample tests compare: ``mae`` (bootstrap only), or an accuracy (bootstrap and McNemar)."""
+
+
+def usable_metrics(records: pd.DataFrame, metrics: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The metrics with a finite value for every fusion, and one note per metric left out (e.g. ``corr`` is NaN
+    when a model predicts a constant)."""
+    kept, notes = [], []
+    for metric in metrics:
+        finite = records.groupby("fusion", sort=False)[metric].apply(lambda v: bool(np.isfinite(v).any()))
+        if finite.all():
+            kept.append(metric)
+        else:
+            notes.append(f"{metric} left out of the statistics: no finite value for {', '.join(finite[~finite].index)}")
+    return kept, notes
+
+
+@dataclass
+class RankTests:
+    """Friedman and Nemenyi over all fusions.
+
+    ``friedman``: one row per metric (``metric, higher_is_better, k, n_seeds, statistic, pvalue,
+    critical_difference, q_alpha, alpha``); ``nemenyi``: one row per metric and pair (``metric, fusion_a,
+    fusion_b, rank_a, rank_b, rank_difference, pvalue, significant``), p-values already family-wise over the
+    pairs; ``results``: the :class:`stats.NemenyiResult` per metric (for the CD diagram); ``notes``: why a test
+    is absent.
+    """
+
+    friedman: pd.DataFrame
+    nemenyi: pd.DataFrame
+    results: dict[str, stats.NemenyiResult] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def rank_tests(records: pd.DataFrame, metrics: Sequence[str], alpha: float = 0.05) -> RankTests:
+    """Friedman's test and the Nemenyi post-hoc per metric on the seeds every fusion has (complete blocks).
+
+    Needs at least 3 fusions and 2 complete seeds; otherwise the frames are empty and ``notes`` says why.
+    """
+    fusions = list(dict.fromkeys(records["fusion"]))
+    if len(fusions) < 3:
+        note = f"Friedman, Nemenyi and the CD diagram need at least 3 fusions; this run has {len(fusions)}"
+        return RankTests(pd.DataFrame(), pd.DataFrame(), notes=[note])
+    friedman_rows, nemenyi_rows, results, notes = [], [], {}, []
+    for metric in metrics:
+        direction = stats.HIGHER_IS_BETTER[metric]
+        matrix = stats.seed_matrix(records, metric, fusions=fusions, complete=True)
+        if len(matrix) < 2:
+            notes.append(f"Friedman, Nemenyi and the CD diagram of {metric}: fewer than 2 seeds with a value for "
+                         "every fusion")
+            continue
+        friedman = stats.friedman_test(matrix, higher_is_better=direction)
+        nemenyi = stats.nemenyi_test(matrix, higher_is_better=direction, alpha=alpha)
+        results[metric] = nemenyi
+        friedman_rows.append({
+            "metric": metric, "higher_is_better": direction, "k": friedman.k, "n_seeds": friedman.n_blocks,
+            "statistic": friedman.statistic, "pvalue": friedman.pvalue,
+            "critical_difference": nemenyi.critical_difference, "q_alpha": nemenyi.q_alpha, "alpha": alpha,
+        })
+        ranks = nemenyi.average_ranks
+        for a, b in combinations(fusions, 2):
+            nemenyi_rows.append({
+                "metric": metric, "fusion_a": a, "fusion_b": b, "rank_a": ranks[a], "rank_b": ranks[b],
+                "rank_difference": ranks[a] - ranks[b], "pvalue": float(nemenyi.pvalues.loc[a, b]),
+                "significant": bool(nemenyi.pvalues.loc[a, b] < alpha),
+            })
+    return RankTests(pd.DataFrame(friedman_rows), pd.DataFrame(nemenyi_rows), results, notes)
+
+
+def _correct(task: str, measure: str, labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per-sample correctness for an accuracy measure (Acc-2 in either convention, or class accuracy)."""
+    if task == "classification":
+        return predictions == labels
+    return stats.acc2_correct(labels, predictions, convention=measure.removeprefix("acc2_"))
+
+
+def _pair_rows(task: str, aligned: stats.AlignedPredictions, n_resamples: int, seed: int) -> list[dict]:
+    """Bootstrap (and McNemar for accuracies) of one pair on one set of predictions, one row per measure."""
+    rows = []
+    for measure in SAMPLE_MEASURES[task]:
+        row = {"measure": measure}
+        if measure == "mae":
+            labels, a, b = (np.asarray(v, dtype=float) for v in (aligned.labels, aligned.pred_a, aligned.pred_b))
+            boot = stats.paired_bootstrap_mae(labels, a, b, n_resamples=n_resamples, seed=seed)
+            row.update(mcnemar_b=np.nan, mcnemar_c=np.nan, mcnemar_p=np.nan)
+        else:
+            correct_a = _correct(task, measure, aligned.labels, aligned.pred_a)
+            correct_b = _correct(task, measure, aligned.labels, aligned.pred_b)
+            boot = stats.paired_bootstrap_accuracy(correct_a, correct_b, n_resamples=n_resamples, seed=seed)
+            mcnemar = stats.mcnemar_exact(correct_a, correct_b)
+            row.update(mcnemar_b=mcnemar.b, mcnemar_c=mcnemar.c, mcnemar_p=mcnemar.pvalue)
+        row.update(n=boot.n, difference=boot.observed, ci_low=boot.ci_low, ci_high=boot.ci_high,
+                   bootstrap_p=boot.pvalue)
+        rows.append(row)
+    return rows
+
+
+def per_sample_tests(
+    predictions: pd.DataFrame, task: str, fusions: Sequence[str], *, n_resamples: int = 9999, seed: int = 0,
+) -> pd.DataFrame:
+    """Every pair of fusions compared sample by sample on the test set.
+
+    Args:
+        predictions: long-form test predictions (``fusion, seed, id, label, prediction``; for classification the
+            prediction is the class index).
+        task: ``"regression"`` or ``"classification"``.
+        fusions: the fusions in table order; pair (a, b) has a before b.
+        n_resamples: bootstrap resamples per test.
+        seed: bootstrap seed (the same for every test, so reruns are identical).
+
+    Returns:
+        One row per (pair, predictions, measure) with columns ``fusion_a, fusion_b, seed, measure, n, difference,
+        ci_low, ci_high, bootstrap_p, mcnemar_b, mcnemar_c, mcnemar_p, bootstrap_p_holm, mcnemar_p_holm``.
+        ``seed`` is the training seed, or ``"mean"`` (regression: mean prediction) / ``"vote"`` (classification:
+        majority class) over the seeds every fusion has. ``difference`` is ``a - b`` in the measure's units (MAE:
+        negative = a better; accuracies: positive = a better), with its percentile bootstrap 95% interval.
+        McNemar's ``b`` counts samples only a gets right, ``c`` only b. Holm runs within each set of predictions
+        (one seed, or the average) over all pairs x measures, separately for the bootstrap and McNemar p-values.
+        These tests treat the trained models as fixed: they measure test-set sampling error, not seed variation.
+    """
+    fusions = list(fusions)
+    if len(fusions) < 2:
+        raise ValueError(f"per-sample tests compare pairs of fusions; got {fusions}")
+    common = set.intersection(*(set(predictions.loc[predictions["fusion"] == f, "seed"]) for f in fusions))
+    groups = [(str(s), predictions[predictions["seed"] == s]) for s in sorted(common)]
+    if common:
+        how = "mean" if task == "regression" else "vote"
+        kept = predictions[predictions["seed"].isin(common)]
+        groups.append((how, stats.average_over_seeds(kept[["fusion", "seed", "id", "label", "prediction"]], how=how)))
+    frames = []
+    for name, group in groups:
+        rows = []
+        for a, b in combinations(fusions, 2):
+            aligned = stats.align_pair(group, a, b)
+            rows += [{"fusion_a": a, "fusion_b": b, "seed": name, **row}
+                     for row in _pair_rows(task, aligned, n_resamples, seed)]
+        frame = pd.DataFrame(rows)
+        frame["bootstrap_p_holm"] = stats.holm_adjust(frame["bootstrap_p"])
+        frame["mcnemar_p_holm"] = stats.holm_adjust(frame["mcnemar_p"])
+        frames.append(frame)
+    columns = ["fusion_a", "fusion_b", "seed", "measure", "n", "difference", "ci_low", "ci_high", "bootstrap_p",
+               "mcnemar_b", "mcnemar_c", "mcnemar_p", "bootstrap_p_holm", "mcnemar_p_holm"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
