@@ -9,13 +9,15 @@ target ``i`` the ``n - 1`` outputs are concatenated on features and passed throu
 ("memory") stack of ``max(num_layers, 3)`` layers, then pooled (MulT: the last real step). The targets'
 vectors are concatenated and a residual projection ``h + W2 ReLU(W1 h)`` follows.
 
-Memory width: MulT's memory stack for a target is ``(n - 1) * d_model`` wide, ``2 * d_model`` at its
-three modalities. Carried to ``n`` modalities (``memory="concat"``, as MultiBench generalises MulT), the
-``n`` memory stacks cost ``O(n^3)`` and the residual projection ``O(n^4)`` parameters, which is no longer
-the quadratic pairwise method the GRF paper compares against. The default, ``memory="project"``, keeps the
-width at ``memory_dim`` (default ``2 * d_model``, MulT's width at three modalities) and linearly projects
-the concatenation to it when ``(n - 1) * d_model`` differs; at ``n = 3`` no projection exists and the
-fusion is MulT's structure exactly. Cost is then ``O(n^2)``.
+Memory width: MulT's memory stack for a target is ``(n - 1) * d_model`` wide, the concatenation of its
+``n - 1`` cross outputs (``2 * d_model`` at its three modalities). Carried to ``n`` modalities
+(``memory="concat"``, as MultiBench generalises MulT, and as the ``paper`` preset uses it), the ``n`` memory
+stacks cost ``O(n^3)`` FLOPs and the residual projection ``O(n^4)`` parameters, which is no longer the
+quadratic pairwise method the GRF paper compares against. The default, ``memory="project"``, projects the
+concatenation linearly to ``memory_dim`` (default ``d_model``, the width of every other stack) before the
+memory stack: each target's memory then costs about one cross-modal stack, and the whole fusion
+``n(n - 1)`` cross stacks plus ``n`` memory stacks, ``O(n^2)``. At three modalities ``memory="concat"`` is
+MulT's structure exactly.
 
 All stacks run batched (``StackedTransformer``): one call per layer for all pairs whose sequence lengths
 agree. Unlike MulT's code, padding masks are applied (so appended padding never changes the output);
@@ -39,7 +41,8 @@ class PairwiseCrossAttention(Fusion):
     """Pairwise cross-modal attention (MulT generalised to n modalities; see the module docstring).
 
     ``dim_feedforward`` defaults to ``4 * d_model`` (MulT); the memory stacks use the same ratio.
-    ``pool``: ``"last"`` (MulT) or ``"mean"``. ``memory``: ``"project"`` or ``"concat"``.
+    ``pool``: ``"last"`` (MulT) or ``"mean"``. ``memory``: ``"project"`` (width ``memory_dim``, default
+    ``d_model``) or ``"concat"`` (MulT's ``(n - 1) * d_model``).
     """
 
     def __init__(
@@ -57,7 +60,7 @@ class PairwiseCrossAttention(Fusion):
         if memory == "concat" and memory_dim is not None:
             raise ValueError("memory_dim applies to memory='project' only; 'concat' is (n - 1) * d_model wide")
         concat_dim = (n - 1) * d_model
-        memory_dim = concat_dim if memory == "concat" else (memory_dim or 2 * d_model)
+        memory_dim = concat_dim if memory == "concat" else (memory_dim or d_model)
         dim_feedforward = dim_feedforward or 4 * d_model
         memory_layers = memory_layers or max(num_layers, 3)
         self.pool, self.d_model, self.memory_dim = pool, d_model, memory_dim

@@ -101,9 +101,9 @@ def test_pairwise_builds_every_ordered_pair(n):
 
 
 def test_pairwise_is_mult_structure_at_three_modalities():
-    """At n = 3 the default memory is MulT's (n - 1) * d_model concatenation with no projection; MulT's
-    defaults give 1,071,211 parameters with a 1-d output layer, i.e. our fusion has 1,071,211 - 181."""
-    fusion = fusions.build_fusion("pairwise", [300, 5, 20])
+    """With memory="concat" (the paper preset), n = 3 gives MulT's (n - 1) * d_model memory with no projection;
+    MulT's defaults give 1,071,211 parameters with a 1-d output layer, i.e. our fusion has 1,071,211 - 181."""
+    fusion = fusions.build_fusion("pairwise", [300, 5, 20], memory="concat")
     assert fusion.memory_projection is None and fusion.memory_dim == 60 and fusion.out_dim == 180
     assert len(fusion.memory.layers) == 5 and len(fusion.cross.layers) == 5
     assert n_params(fusion) == 1_071_211 - 181
@@ -111,7 +111,8 @@ def test_pairwise_is_mult_structure_at_three_modalities():
 
 def test_pairwise_memory_options():
     projected = fusions.build_fusion("pairwise", [3] * 5, **tiny_hparams("pairwise"))
-    assert projected.memory_dim == 16 and projected.memory_projection is not None
+    assert projected.memory_dim == 8 and projected.memory_projection is not None
+    assert projected.out_dim == 5 * 8
     concat = fusions.build_fusion("pairwise", [3] * 5, memory="concat", **tiny_hparams("pairwise"))
     assert concat.memory_dim == 4 * 8 and concat.memory_projection is None
 
