@@ -17,6 +17,19 @@ The output is the final ``h'``; ``states`` holds ``h'`` after every step (the au
 feature sizes (300, 5, 20), this fusion with the regression and auxiliary heads has 1,126,530 parameters.
 
 Cost: ``n - 1`` steps, each of fixed size, so parameters and FLOPs grow linearly in ``n``.
+
+Ablation switches (the paper's choice first; ``benchmarks.ablate`` trains each against full GRF):
+
+* ``gate``: ``"gfu"`` | ``"gru"`` (a full GRU cell with a reset gate, input ``m``, hidden ``h``) |
+  ``"none"`` (the plain average ``(h + m) / 2``) | ``"linear"`` (``W [h; m] + b``); every variant keeps the
+  Dropout and LayerNorm after it, so only the gate changes;
+* ``attention``: ``"symmetric"`` | ``"context"`` (stack A only; ``m`` is the masked mean of the projected
+  modality) | ``"modality"`` (stack B only; ``h`` is the masked mean of the context);
+* ``context``: ``"pooled"`` (the single token ``h'``) | ``"sequence"`` (the full fused sequence is carried
+  forward: the unit is applied to every token of stack A's output with ``m`` broadcast, and the state is the
+  masked mean of the new context);
+* ``share_weights``: False (one block per step) | True (one block, stacks and unit, shared by every step: a
+  true recurrent cell whose parameter count does not grow with ``n`` apart from the input projections).
 """
 
 from __future__ import annotations
@@ -28,24 +41,59 @@ from .base import Fusion, FusionOutput
 from .layers import Dropout, PositionalEncoding, StackedTransformer, masked_mean
 from .registry import register_fusion
 
+GATES = ("gfu", "gru", "none", "linear")
+ATTENTIONS = ("symmetric", "context", "modality")
+CONTEXTS = ("pooled", "sequence")
+
 
 class GatedFusionUnit(nn.Module):
-    """``h' = LayerNorm(Dropout((1 - z) * h + z * c))`` with ``z``, ``c`` from ``[h; m]``.
+    """The fusion unit ``h' = LayerNorm(Dropout(update(h, m)))``; ``h``, ``m``: ``[..., d]`` -> ``[..., d]``.
 
-    ``W_z`` and ``W_c`` are packed in one ``Linear(2d, 2d)``: output features ``[:d]`` are the update-gate
-    pre-activations, ``[d:]`` the candidate's. ``h``, ``m``: ``[batch, d]`` -> ``[batch, d]``.
+    ``update`` by ``kind``: ``"gfu"`` (the paper's) ``(1 - z) * h + z * c`` with ``z = sigmoid(W_z [h; m] + b_z)``,
+    ``c = tanh(W_c [h; m] + b_c)`` (``W_z`` and ``W_c`` packed in one ``Linear(2d, 2d)``: output features
+    ``[:d]`` are the gate's pre-activations, ``[d:]`` the candidate's); ``"gru"`` a GRU cell (input ``m``,
+    hidden ``h``): ``r, u = sigmoid(W_{r,u} m + U_{r,u} h)``, ``c = tanh(W_c m + r * (U_c h))``,
+    ``(1 - u) * c + u * h`` (``torch.nn.GRUCell``'s equations); ``"none"`` ``(h + m) / 2``; ``"linear"``
+    ``W [h; m] + b``.
     """
 
-    def __init__(self, dim: int, dropout: float):
+    def __init__(self, dim: int, dropout: float, kind: str = "gfu"):
         super().__init__()
-        self.gates = nn.Linear(2 * dim, 2 * dim)
+        if kind not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}, got {kind!r}")
+        self.kind = kind
+        if kind == "gfu":
+            self.gates = nn.Linear(2 * dim, 2 * dim)
+        elif kind == "gru":
+            self.input_gates = nn.Linear(dim, 3 * dim)
+            self.hidden_gates = nn.Linear(dim, 3 * dim)
+        elif kind == "linear":
+            self.mix = nn.Linear(2 * dim, dim)
         self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
+    def update(self, h: Tensor, m: Tensor) -> Tensor:
+        if self.kind == "gfu":
+            z_pre, c_pre = self.gates(torch.cat([h, m], dim=-1)).chunk(2, dim=-1)
+            z = torch.sigmoid(z_pre)
+            return (1 - z) * h + z * torch.tanh(c_pre)
+        if self.kind == "gru":
+            i_r, i_u, i_c = self.input_gates(m).chunk(3, dim=-1)
+            h_r, h_u, h_c = self.hidden_gates(h).chunk(3, dim=-1)
+            reset, keep = torch.sigmoid(i_r + h_r), torch.sigmoid(i_u + h_u)
+            return (1 - keep) * torch.tanh(i_c + reset * h_c) + keep * h
+        if self.kind == "linear":
+            return self.mix(torch.cat([h, m], dim=-1))
+        return (h + m) / 2
+
     def forward(self, h: Tensor, m: Tensor) -> Tensor:
-        z_pre, c_pre = self.gates(torch.cat([h, m], dim=-1)).chunk(2, dim=-1)
-        z, candidate = torch.sigmoid(z_pre), torch.tanh(c_pre)
-        return self.norm(self.dropout((1 - z) * h + z * candidate))
+        return self.norm(self.dropout(self.update(h, m)))
+
+    def flops(self, tokens: int) -> int:
+        """Matrix-product FLOPs for ``tokens`` applications (multiply-add = 2)."""
+        d = self.norm.normalized_shape[0]
+        per_token = {"gfu": 2 * (2 * d) * (2 * d), "gru": 2 * 2 * d * (3 * d), "linear": 2 * (2 * d) * d, "none": 0}
+        return tokens * per_token[self.kind]
 
 
 @register_fusion("grf")
@@ -54,13 +102,15 @@ class GatedRecurrentFusion(Fusion):
 
     ``order``: the order in which modalities are fused, a permutation of ``range(n)`` (default: as given;
     the first one seeds the context). ``aux_weight``: weight of the auxiliary loss on the state after the
-    first step (paper: 0.4; 0 builds no auxiliary head).
+    first step (paper: 0.4; 0 builds no auxiliary head). ``gate``, ``attention``, ``context``,
+    ``share_weights``: the ablation switches of the module docstring (defaults: the paper's GRF).
     """
 
     def __init__(
         self, dims: list[int], *, d_model: int = 64, num_heads: int = 4, num_layers: int = 4,
         dim_feedforward: int = 256, dropout: float = 0.2, order: list[int] | None = None,
-        aux_weight: float = 0.4,
+        aux_weight: float = 0.4, gate: str = "gfu", attention: str = "symmetric", context: str = "pooled",
+        share_weights: bool = False,
     ):
         super().__init__(dims)
         n = len(dims)
@@ -69,47 +119,75 @@ class GatedRecurrentFusion(Fusion):
             raise ValueError(f"order must be a permutation of 0..{n - 1}, got {order}")
         if aux_weight < 0:
             raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
         self.order, self.aux_weight, self.out_dim = order, float(aux_weight), d_model
+        self.attention, self.context = attention, context
         self.projections = nn.ModuleList(nn.Linear(dim, d_model) for dim in dims)
         self.position = PositionalEncoding(d_model)
         self.embed_dropout = Dropout(dropout)
-        # One step per modality after the first; each step holds stacks A (index 0) and B (index 1).
+        # One block per step after the first (or one shared block): stacks A (index 0) and B (index 1) when
+        # symmetric, else the one kept; and the fusion unit.
+        blocks = 1 if share_weights else n - 1
+        stacks = 2 if attention == "symmetric" else 1
         self.steps = nn.ModuleList(
             StackedTransformer(
-                2, num_layers, d_model, num_heads, dim_feedforward, dropout, kind="decoder", norm_first=False,
+                stacks, num_layers, d_model, num_heads, dim_feedforward, dropout, kind="decoder", norm_first=False,
             )
-            for _ in range(n - 1)
+            for _ in range(blocks)
         )
-        self.gates = nn.ModuleList(GatedFusionUnit(d_model, dropout) for _ in range(n - 1))
+        self.gates = nn.ModuleList(GatedFusionUnit(d_model, dropout, gate) for _ in range(blocks))
 
     def embed(self, x: Tensor, modality: int) -> Tensor:
         """``[batch, time, dim_i]`` -> ``[batch, time, d_model]``: projection, positions, dropout."""
         return self.embed_dropout(self.position(self.projections[modality](x)))
 
+    def _block(self, step: int) -> int:
+        return 0 if len(self.steps) == 1 else step
+
     def analytic_flops(self, seq_lens: list[int]) -> int:
-        """Forward matrix-product FLOPs per sample (multiply-add = 2): the projections ``2 L_i dim_i d``; step 1
-        stack A (target ``L_first``, memory ``L_k``) and stack B (the reverse); later steps the same with a
-        one-token context; each Gated Fusion Unit ``2 (2d)(2d)``. Linear in ``n`` for fixed lengths."""
-        d = self.out_dim
-        total = sum(2 * length * dim * d for length, dim in zip(seq_lens, self.dims))
+        """Forward matrix-product FLOPs per sample (multiply-add = 2): the projections ``2 L_i dim_i d``; per step
+        stack A (target: the context, memory: the modality) and/or stack B (the reverse), the context being the
+        first modality's sequence at step 1 (every step with ``context="sequence"``) and one token after; the
+        fusion unit on each context token. Linear in ``n`` for fixed lengths."""
+        total = sum(2 * length * dim * self.out_dim for length, dim in zip(seq_lens, self.dims))
         context = seq_lens[self.order[0]]
         for step, modality in enumerate(self.order[1:]):
-            length = seq_lens[modality]
-            total += self.steps[step].flops(context, length) + self.steps[step].flops(length, context)
-            total += 2 * (2 * d) * (2 * d)
-            context = 1
+            stacks, length = self.steps[self._block(step)], seq_lens[modality]
+            if self.attention != "modality":
+                total += stacks.flops(context, length)
+            if self.attention != "context":
+                total += stacks.flops(length, context)
+            total += self.gates[self._block(step)].flops(context if self.context == "sequence" else 1)
+            context = context if self.context == "sequence" else 1
         return total
+
+    def _attend(self, block: int, context: Tensor, context_mask: Tensor, x: Tensor, mask: Tensor):
+        """The step's cross-attention: the context side ``[B, Lc, d]`` and the modality side ``[B, Lm, d]``
+        (each the input itself when its stack is switched off)."""
+        stacks = self.steps[block]
+        if self.attention == "symmetric":
+            return stacks([context, x], [context_mask, mask], [x, context], [mask, context_mask])
+        if self.attention == "context":
+            return stacks([context], [context_mask], [x], [mask])[0], x
+        return context, stacks([x], [mask], [context], [context_mask])[0]
 
     def fuse(self, xs: list[Tensor], masks: list[Tensor]) -> FusionOutput:
         first = self.order[0]
         context, context_mask = self.embed(xs[first], first), masks[first]
         states = []
         for step, modality in enumerate(self.order[1:]):
+            block = self._block(step)
             x, mask = self.embed(xs[modality], modality), masks[modality]
-            side_a, side_b = self.steps[step]([context, x], [context_mask, mask], [x, context], [mask, context_mask])
-            h, m = masked_mean(side_a, context_mask), masked_mean(side_b, mask)
-            state = self.gates[step](h, m)
-            states.append(state)
-            context = state.unsqueeze(1)
-            context_mask = torch.ones_like(mask[:, :1])
+            side_a, side_b = self._attend(block, context, context_mask, x, mask)
+            m = masked_mean(side_b, mask)
+            if self.context == "sequence":
+                context = self.gates[block](side_a, m.unsqueeze(1).expand_as(side_a))
+                states.append(masked_mean(context, context_mask))
+            else:
+                states.append(self.gates[block](masked_mean(side_a, context_mask), m))
+                context = states[-1].unsqueeze(1)
+                context_mask = torch.ones_like(mask[:, :1])
         return FusionOutput(fused=states[-1], states=states)

@@ -1,0 +1,255 @@
+"""GRF ablations: train GRF's variants with the runner and compare each with full GRF.
+
+Library: ``run_ablation(AblationSpec(...))``; CLI: ``python -m benchmarks.ablate [--dataset ...] [--seeds ...]
+[--preset ...] [--out DIR]``. The variants (``grf.py`` documents the switches), each a ``Variant`` of ``grf``
+whose label names what changed:
+
+* gate: the paper's Gated Fusion Unit against a full GRU cell, no gate (``(h + m) / 2``) and a linear map;
+* attention: symmetric against context-attends-to-modality only and modality-attends-to-context only;
+* context: the pooled single token against the full fused sequence carried forward;
+* weights: one block per step against one block shared by every step;
+* order: every modality order (for more than four modalities, a seeded sample of ``--orders`` of them);
+* aux: the auxiliary loss on against off;
+* layers: 1 to 4 decoder layers per stack.
+
+The reference (``grf``) is the preset's GRF. Every variant is trained on the same seeds (paired), and compared
+with the reference by a paired t-test per metric, Holm-corrected over all variants x metrics; the order
+variants also get a Friedman test across orders. Output in ``--out`` (default ``results/ablate/<dataset>``):
+the runner's records and cells, ``ablation.csv`` (one row per variant: metrics mean and std, difference to
+GRF, p-values, parameters, FLOPs per sample), ``ablation.md`` / ``ablation.tex``, ``order.csv`` and the
+figure ``figures/ablation.{png,pdf}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from fusions import build_fusion
+
+from .cli import parse_names, parse_seeds, run_cli
+from .config import Variant, resolve
+from .cost import count_costs
+from .metrics import higher_is_better, main_metric, metric_names
+from .run import RunSpec, build_config, load_run_dataset, run_benchmark
+from .store import atomic_write_csv, atomic_write_text
+from .train import resolve_hparams
+
+GROUPS = ("gate", "attention", "context", "weights", "order", "aux", "layers")
+REFERENCE = "grf"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One variant of GRF and the group (the switch) it belongs to."""
+
+    group: str
+    variant: Variant
+
+
+def ablations(modality_names: list[str], reference: dict, groups=GROUPS, orders: int = 5, seed: int = 0):
+    """The variants to train, the reference first. ``reference``: GRF's resolved hyperparameters (its
+    ``num_layers`` and ``order`` are not repeated as variants)."""
+    found = [Ablation("reference", Variant(REFERENCE, REFERENCE))]
+
+    def add(group: str, name: str, **overrides) -> None:
+        found.append(Ablation(group, Variant(f"{REFERENCE}:{name}", REFERENCE, overrides)))
+
+    if "gate" in groups:
+        for gate in ("gru", "none", "linear"):
+            add("gate", f"gate={gate}", gate=gate)
+    if "attention" in groups:
+        for side in ("context", "modality"):
+            add("attention", f"attention={side}", attention=side)
+    if "context" in groups:
+        add("context", "context=sequence", context="sequence")
+    if "weights" in groups:
+        add("weights", "weights=shared", share_weights=True)
+    if "order" in groups:
+        current = list(reference.get("order") or modality_names)
+        others = [list(p) for p in itertools.permutations(modality_names) if list(p) != current]
+        if len(modality_names) > 4:  # n! orders: a seeded sample
+            others = random.Random(seed).sample(others, min(orders, len(others)))
+        for order in others:
+            add("order", "order=" + "-".join(order), order=order)
+    if "aux" in groups and reference.get("aux_weight", 0.4) > 0:
+        add("aux", "aux=off", aux_weight=0.0)
+    if "layers" in groups:
+        for layers in range(1, 5):
+            if layers != reference.get("num_layers", 4):
+                add("layers", f"layers={layers}", num_layers=layers)
+    return found
+
+
+@dataclass
+class AblationSpec:
+    """What to ablate: the runner's dataset, seeds, preset, config, device and output, and which groups."""
+
+    dataset: str = "synthetic"
+    dataset_path: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    preset: str = "quick"
+    config_file: str | None = None
+    epochs: int | None = None
+    device: str = "auto"
+    out: str | None = None
+    groups: tuple[str, ...] = GROUPS
+    orders: int = 5
+
+
+def variant_costs(config: dict, described: dict, data, variants: list[Variant]) -> pd.DataFrame:
+    """Parameters of the whole predictor are in the records; here: the fusion's forward FLOPs per sample at the
+    dataset's padded lengths (every step real), counted on the ``meta`` device."""
+    lengths = [int(x.shape[1]) for x in data.train.xs]
+    rows = []
+    for variant in variants:
+        cell = resolve(config, variant, described)
+        hparams = resolve_hparams(cell.hparams, data.modality_names)
+        counts = count_costs(lambda h=hparams, f=cell.fusion: build_fusion(f, data.dims, **h), data.dims, lengths)
+        rows.append({"fusion": variant.label, "flops": counts.flops})
+    return pd.DataFrame(rows)
+
+
+def summarise(records: pd.DataFrame, groups: dict[str, str], costs: pd.DataFrame, task: str) -> pd.DataFrame:
+    """One row per variant: metric means and stds, the main metric's difference to GRF with the paired t-test
+    (raw and Holm-adjusted over every variant x metric), parameters and FLOPs."""
+    from analysis.stats import comparison_table, significance_marker  # noqa: PLC0415
+
+    metrics = list(metric_names(task))
+    main = main_metric(task)
+    compared = comparison_table(records, baseline=REFERENCE, metrics=metrics)
+    rows = []
+    for label, frame in records.groupby("fusion", sort=False):
+        row = {"group": groups[label], "fusion": label, "n_seeds": len(frame)}
+        for metric in metrics:
+            row[f"{metric}_mean"], row[f"{metric}_std"] = frame[metric].mean(), frame[metric].std()
+        test = compared[(compared["fusion"] == label) & (compared["metric"] == main)]
+        if len(test):
+            test = test.iloc[0]
+            row.update(diff=test["mean_diff"], t_pvalue=test["t_pvalue"], t_pvalue_holm=test["t_pvalue_holm"],
+                       marker=significance_marker(test["t_pvalue_holm"]))
+        row["params"] = int(frame["params"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows).merge(costs, on="fusion", how="left")
+
+
+def order_test(records: pd.DataFrame, labels: list[str], task: str) -> pd.DataFrame:
+    """Friedman test of the main metric across the modality orders (seeds as blocks)."""
+    from analysis.stats import friedman_test, seed_matrix  # noqa: PLC0415
+
+    main = main_metric(task)
+    if len(labels) < 3:
+        return pd.DataFrame()
+    matrix = seed_matrix(records[records["fusion"].isin(labels)], main, fusions=labels)
+    if len(matrix) < 2:
+        return pd.DataFrame()
+    result = friedman_test(matrix, higher_is_better=higher_is_better(main))
+    ranks = result.average_ranks
+    return pd.DataFrame([{"metric": main, "orders": len(labels), "seeds": result.n_blocks,
+                          "friedman_statistic": result.statistic, "friedman_pvalue": result.pvalue,
+                          **{f"rank[{k}]": v for k, v in ranks.items()}}])
+
+
+def table_text(summary: pd.DataFrame, task: str, fmt: str) -> str:
+    """The ablation table (``fmt``: a tabulate format, e.g. ``github`` or ``latex_booktabs``)."""
+    main = main_metric(task)
+    shown = [m for m in metric_names(task) if m in (main, "corr", "acc2_non0", "f1_non0", "accuracy", "f1_macro")]
+    body = []
+    for _, row in summary.iterrows():
+        cells = [row["group"], row["fusion"]]
+        cells += [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in shown]
+        diff = "" if pd.isna(row.get("diff")) else f"{row['diff']:+.3f}{row.get('marker', '')}"
+        p = "" if pd.isna(row.get("t_pvalue_holm")) else f"{row['t_pvalue_holm']:.3g}"
+        cells += [diff, p, f"{int(row['params']):,}", f"{row['flops'] / 1e6:,.2f}"]
+        body.append(cells)
+    arrows = [f"{m} {'↑' if higher_is_better(m) else '↓'}" for m in shown]
+    header = ["group", "variant", *arrows, f"Δ{main} vs grf", "p (Holm)", "params", "MFLOPs/sample"]
+    return tabulate(body, headers=header, tablefmt=fmt)
+
+
+def ablation_figure(records: pd.DataFrame, groups: dict[str, str], task: str, path: Path) -> list[Path]:
+    """Every seed's main metric per variant (points) with the mean, grouped by switch; a line at GRF's mean."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import seaborn as sns  # noqa: PLC0415
+
+    from analysis.plots import save_figure  # noqa: PLC0415
+
+    main = main_metric(task)
+    frame = records.assign(group=records["fusion"].map(groups))
+    order = list(dict.fromkeys(frame["fusion"]))
+    sns.set_theme(style="whitegrid", context="paper")
+    figure, ax = plt.subplots(figsize=(6.5, 0.32 * len(order) + 1.2))
+    sns.stripplot(data=frame, y="fusion", x=main, order=order, hue="group", ax=ax, size=4, alpha=0.6, jitter=0.1)
+    sns.pointplot(data=frame, y="fusion", x=main, order=order, ax=ax, color="black", errorbar=None,
+                  markers="|", linestyles="none")
+    reference = frame.loc[frame["fusion"] == REFERENCE, main].mean()
+    ax.axvline(reference, color="0.4", linestyle="--", linewidth=1)
+    ax.set_xlabel(f"{main} ({'higher' if higher_is_better(main) else 'lower'} is better; dashed: full GRF)")
+    ax.set_ylabel("")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title="switch")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def run_ablation(spec: AblationSpec, quiet: bool = False) -> pd.DataFrame:
+    """Train every variant on every seed with the runner, then write the ablation table, tests and figure."""
+    unknown = [g for g in spec.groups if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown ablation group {unknown[0]!r}; groups: {', '.join(GROUPS)}")
+    out = Path(spec.out or Path("results") / "ablate" / spec.dataset)
+    run = RunSpec(fusions=[REFERENCE], dataset=spec.dataset, dataset_path=spec.dataset_path, seeds=spec.seeds,
+                  preset=spec.preset, config_file=spec.config_file, epochs=spec.epochs, device=spec.device,
+                  out=str(out))
+    config = build_config(run)
+    data, described = load_run_dataset(run, config)
+    reference = resolve(config, REFERENCE, described).hparams
+    found = ablations(data.modality_names, reference, spec.groups, spec.orders)
+    run.fusions = [a.variant for a in found]
+    records = run_benchmark(run, quiet=quiet, report=False)
+    groups = {a.variant.label: a.group for a in found}
+    summary = summarise(records, groups, variant_costs(config, described, data, run.fusions), data.task)
+    atomic_write_csv(out / "ablation.csv", summary)
+    legend = ("Δ: variant minus full GRF (mean over seeds); p: paired t-test by seed, Holm-adjusted over every "
+              "variant × metric; * p < 0.05, ** p < 0.01, *** p < 0.001. FLOPs: fusion forward per sample.")
+    atomic_write_text(out / "ablation.md", table_text(summary, data.task, "github") + f"\n\n{legend}\n")
+    atomic_write_text(out / "ablation.tex", table_text(summary, data.task, "latex_booktabs") + f"\n% {legend}\n")
+    order_labels = [a.variant.label for a in found if a.group in ("reference", "order")]
+    atomic_write_csv(out / "order.csv", order_test(records, order_labels, data.task))
+    ablation_figure(records, groups, data.task, out / "figures" / "ablation")
+    if not quiet:
+        print(table_text(summary, data.task, "simple"))
+        print(legend)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--data-path", default=None)
+    parser.add_argument("--seeds", default="3", help="a count (3 -> 0,1,2) or a list (0,1,2)")
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--config", default=None, help="TOML file merged over the preset")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--groups", default=",".join(GROUPS), help=f"subset of {','.join(GROUPS)}")
+    parser.add_argument("--orders", type=int, default=5, help="orders sampled when there are > 4 modalities")
+    parser.add_argument("--out", default=None, help="output folder (default results/ablate/<dataset>)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    run_ablation(AblationSpec(
+        dataset=args.dataset, dataset_path=args.data_path, seeds=parse_seeds(args.seeds), preset=args.preset,
+        config_file=args.config, epochs=args.epochs, device=args.device, out=args.out,
+        groups=tuple(parse_names(args.groups, "--groups")), orders=args.orders,
+    ), quiet=args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
