@@ -89,3 +89,33 @@ def metric_vs_modalities(records: pd.DataFrame, metrics: list[str], path: Path) 
         sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1))
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str, higher: bool) -> pd.DataFrame:
+    """The points no other point beats on both ``x`` (lower is better) and ``y`` (direction ``higher``),
+    sorted by ``x``."""
+    front, best = [], None
+    for _, row in points.sort_values([x, y], ascending=[True, not higher]).iterrows():
+        if best is None or (row[y] > best if higher else row[y] < best):
+            front.append(row)
+            best = row[y]
+    return pd.DataFrame(front)
+
+
+def metric_vs_flops(records: pd.DataFrame, metric: str, path: Path) -> list[Path]:
+    """Seed-mean ``metric`` of every fusion x modality setting against its forward FLOPs per sample (log
+    scale), with the Pareto front over all points. ``records`` needs ``fusion, setting, n_modalities, flops``."""
+    sns.set_theme(style="whitegrid", context="paper")
+    points = records.groupby(["fusion", "setting"], sort=False).agg(
+        value=(metric, "mean"), flops=("flops", "first"), n=("n_modalities", "first")).reset_index()
+    figure, ax = plt.subplots(figsize=(6.0, 4.0))
+    sns.scatterplot(data=points, x="flops", y="value", hue="fusion", size="n", sizes=(20, 140), ax=ax)
+    front = pareto_front(points, "flops", "value", higher_is_better(metric))
+    ax.step(front["flops"], front["value"], where="post", color="0.3", linestyle="--", linewidth=1,
+            label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("forward FLOPs per sample (log scale)")
+    ax.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1))
+    figure.tight_layout()
+    return save_figure(figure, path)

@@ -6,13 +6,16 @@ status 2. Set ``FUSIONBENCH_DEBUG=1`` to see the traceback instead.
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from collections.abc import Callable
 
 import torch
 
-from fusions import list_fusions
+from fusions import fusion_hparams, list_fusions
+
+from .config import Variant
 
 
 class UsageError(ValueError):
@@ -46,26 +49,55 @@ def parse_names(text: str, flag: str) -> list[str]:
     return names
 
 
-def parse_ints(text: str, flag: str) -> list[int]:
-    """A comma-separated list of positive integers."""
+def parse_ints(text: str, flag: str, minimum: int = 1) -> list[int]:
+    """``"2,3,4"`` -> ``[2, 3, 4]``: distinct integers of at least ``minimum``; else ``UsageError`` naming the flag."""
     try:
         values = [int(part) for part in str(text).split(",")]
     except ValueError:
-        raise UsageError(f"{flag} {text!r}: expected comma-separated positive integers") from None
-    if min(values) < 1:
-        raise UsageError(f"{flag} {text!r}: expected comma-separated positive integers")
+        raise UsageError(f"{flag} {text!r}: expected comma-separated integers, e.g. 2,4,8") from None
+    if min(values) < minimum:
+        raise UsageError(f"{flag} {text!r}: every value must be at least {minimum}")
+    if len(set(values)) != len(values):
+        raise UsageError(f"{flag} {text!r}: repeated value")
     return values
 
 
-def parse_fusions(text: str) -> list[str]:
-    """``"all"`` or a comma-separated list of registered fusions; an unknown one lists the known."""
+def parse_value(text: str):
+    """A hyperparameter value: ``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"true"`` -> True, ``"none"`` -> None,
+    ``"[0,2,1]"`` -> a list; anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_fusions(text: str) -> list[str | Variant]:
+    """``"all"`` or a comma-separated list of fusion specs: a registered name, or ``name:key=value[:key=value]``
+    for that fusion with hyperparameters set (a ``Variant`` labelled by the spec as written, e.g.
+    ``pairwise:memory=concat``). An unknown fusion or hyperparameter raises ``UsageError`` listing the known."""
     if str(text).strip() == "all":
         return list_fusions()
-    names = parse_names(text, "--fusions")
-    unknown = [name for name in names if name not in list_fusions()]
-    if unknown:
-        raise UsageError(f"unknown fusion {unknown[0]!r}; known fusions: {', '.join(list_fusions())}")
-    return names
+    specs: list[str | Variant] = []
+    for item in parse_names(text, "--fusions"):
+        name, *assignments = item.split(":")
+        if name not in list_fusions():
+            raise UsageError(f"unknown fusion {name!r}; known fusions: {', '.join(list_fusions())}")
+        overrides = {}
+        for assignment in assignments:
+            key, sep, value = assignment.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--fusions {item!r}: expected name:key=value[:key=value], got {assignment!r}")
+            if key not in fusion_hparams(name):
+                raise UsageError(f"--fusions {item!r}: fusion {name!r} has no hyperparameter {key!r}; it accepts: "
+                                 f"{', '.join(sorted(fusion_hparams(name)))}")
+            overrides[key] = parse_value(value)
+        specs.append(Variant(item, name, overrides) if assignments else name)
+    return specs
 
 
 def resolve_device(text: str) -> torch.device:

@@ -25,11 +25,10 @@ import copy
 import dataclasses
 import hashlib
 import json
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import tomllib
 
 from fusions import fusion_class, fusion_hparams
 

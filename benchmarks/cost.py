@@ -46,17 +46,6 @@ MIB = 2**20
 COUNT_BATCH = 2  # FLOPs are counted on a batch of 2 and divided: per-sample, and no batch-of-one special case
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"`` / ``"cuda"`` as given (CUDA must exist)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}: expected auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return torch.device(device)
-
-
 def make_inputs(
     dims: list[int], seq_lens: list[int], batch_size: int, device: torch.device | str = "cpu", seed: int = 0,
 ) -> tuple[list[Tensor], list[Tensor]]:

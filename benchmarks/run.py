@@ -48,7 +48,8 @@ from .train import CellResult, train_cell
 class RunSpec:
     """What to run. ``fusions``: registered names and/or ``Variant``s (named configurations, e.g. ablations);
     ``dataset_path`` may be None (the loader's default, e.g. ``MOSI_PATH``); ``modalities`` selects and orders
-    modalities by name; ``params`` adds tuned parameters (``"tuned"``)."""
+    modalities by name; ``params`` adds tuned parameters (``"tuned"``); ``overrides``: a configuration dict
+    merged over the preset and config file (before ``epochs``)."""
 
     fusions: list[str | Variant]
     dataset: str = "synthetic"
@@ -62,6 +63,7 @@ class RunSpec:
     out: str | None = None
     modalities: list[str] | None = None
     params: str | None = None
+    overrides: dict | None = None
 
 
 def build_config(spec: RunSpec) -> dict:
@@ -74,6 +76,8 @@ def build_config(spec: RunSpec) -> dict:
 
         names = sorted({f.fusion if isinstance(f, Variant) else f for f in spec.fusions})
         config = merge(config, tuned_overrides(spec.params, spec.dataset, names, spec.out))
+    if spec.overrides:
+        config = merge(config, spec.overrides)
     if spec.epochs is not None:
         if spec.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {spec.epochs}")

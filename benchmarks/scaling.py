@@ -11,13 +11,12 @@ same ``d_model``, ``num_heads``, ``num_layers``, ``dim_feedforward = 4 d_model``
 accepts; pairwise's memory stacks keep their own ``max(num_layers, 3)`` rule). A fusion spec may carry
 extra hyperparameters: ``pairwise:memory=concat`` is pairwise with MulT's concatenated memory width.
 
-Accuracy against ``n`` (``--train``) needs the training runner and is not implemented here yet.
+Accuracy against ``n`` (``--train``) trains every fusion at every modality count: ``benchmarks.accuracy_scaling``.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import sys
@@ -29,9 +28,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fusions import fusion_hparams, list_fusions
+from fusions import fusion_hparams
 
 from . import cost
+from .cli import UsageError, parse_fusions, parse_ints, resolve_device, run_cli
+from .config import Variant
 
 DEFAULT_FUSIONS = "grf,pairwise,late,concat"
 DEFAULT_MODALITIES = "2,3,4,8,16,32,64"
@@ -77,78 +78,16 @@ COLUMNS: dict[str, str] = {
 }
 
 
-class UsageError(ValueError):
-    """A bad command-line value; ``main`` prints it as one line and exits with status 2."""
+def as_variant(spec: str | Variant) -> Variant:
+    """A fusion spec as a ``Variant`` (a plain registered name is its own label)."""
+    return spec if isinstance(spec, Variant) else Variant(spec, spec)
 
 
-@dataclass
-class FusionSpec:
-    """``label``: the spec as written (``pairwise:memory=concat``); ``name``: the registered fusion;
-    ``overrides``: hyperparameters set in the spec."""
-
-    label: str
-    name: str
-    overrides: dict = field(default_factory=dict)
-
-
-def parse_value(text: str):
-    """``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"true"`` -> True, ``"none"`` -> None, anything else stays a string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_fusions(text: str) -> list[FusionSpec]:
-    """``"grf,pairwise:memory=concat"`` -> specs. Unknown fusions and hyperparameters raise ``UsageError``."""
-    specs = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            raise UsageError(f"--fusions {text!r}: empty entry; expected e.g. grf,pairwise,late,concat")
-        name, *assignments = item.split(":")
-        if name not in list_fusions():
-            raise UsageError(f"--fusions: unknown fusion {name!r}; known fusions: {', '.join(list_fusions())}")
-        overrides = {}
-        for assignment in assignments:
-            key, sep, value = assignment.partition("=")
-            if not sep or not key:
-                raise UsageError(f"--fusions {item!r}: expected name:key=value[:key=value], got {assignment!r}")
-            if key not in fusion_hparams(name):
-                raise UsageError(
-                    f"--fusions {item!r}: fusion {name!r} has no hyperparameter {key!r}; it accepts: "
-                    f"{', '.join(sorted(fusion_hparams(name)))}"
-                )
-            overrides[key] = parse_value(value)
-        specs.append(FusionSpec(item, name, overrides))
-    labels = [spec.label for spec in specs]
-    if len(set(labels)) != len(labels):
-        raise UsageError(f"--fusions {text!r}: a fusion is listed twice")
-    return specs
-
-
-def parse_ints(text: str, flag: str, minimum: int = 1) -> list[int]:
-    """``"2,3,4"`` -> ``[2, 3, 4]``; anything else raises ``UsageError`` naming the flag."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UsageError(f"{flag} {text!r}: expected comma-separated integers, e.g. 2,4,8") from None
-    if min(values) < minimum:
-        raise UsageError(f"{flag} {text!r}: every value must be at least {minimum}")
-    if len(set(values)) != len(values):
-        raise UsageError(f"{flag} {text!r}: repeated value")
-    return values
-
-
-def fusion_settings(spec: FusionSpec, d_model: int, num_heads: int, num_layers: int, dropout: float) -> dict:
+def fusion_settings(spec: Variant, d_model: int, num_heads: int, num_layers: int, dropout: float) -> dict:
     """The hyperparameters one fusion gets at ``d_model``: the shared ones it accepts, then its overrides."""
     shared = dict(d_model=d_model, num_heads=num_heads, num_layers=num_layers, dim_feedforward=4 * d_model,
                   dropout=dropout)
-    accepted = fusion_hparams(spec.name)
+    accepted = fusion_hparams(spec.fusion)
     return {**{k: v for k, v in shared.items() if k in accepted}, **spec.overrides}
 
 
@@ -174,7 +113,7 @@ OPTIMISTIC_RATE = {"cpu": 2e11, "cuda": 2e14}
 class ScalingConfig:
     """Everything a sweep needs; see ``build_parser`` for the meaning of each field."""
 
-    fusions: list[FusionSpec]
+    fusions: list[Variant]
     modalities: list[int]
     seq_lens: list[int]
     d_models: list[int]
@@ -198,7 +137,7 @@ def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.D
     Cells run in increasing ``n`` per fusion and setting, so the time predicted for a cell comes from the rate
     measured on the previous one. No cell can end the sweep: failures are recorded in ``status``/``note``.
     """
-    device = cost.resolve_device(config.device)
+    device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
     memory_budget = (
@@ -216,7 +155,7 @@ def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.D
                     started = time.perf_counter()
                     try:
                         result = cost.measure_cell(
-                            spec.name, dims, [seq_len] * n, config.batch_size, hparams, device, config.repeats,
+                            spec.fusion, dims, [seq_len] * n, config.batch_size, hparams, device, config.repeats,
                             config.warmup, budget, config.seed,
                         )
                     except Exception as error:  # counting failed: record it and go on
@@ -338,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-n", type=int, default=4, help="fit the exponents on the cells with n >= this")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG/PDF figures")
     parser.add_argument("--train", action="store_true",
-                        help="accuracy against n with the training runner (not available yet)")
+                        help="accuracy against n: train every fusion at every modality count (see "
+                             "benchmarks/accuracy_scaling.py; --train --help lists its options)")
     return parser
 
 
@@ -348,11 +288,6 @@ def _default(value, default):
 
 def config_from_args(args: argparse.Namespace) -> ScalingConfig:
     """Validate the parsed flags; raises ``UsageError`` with one clear sentence."""
-    if args.train:
-        raise UsageError(
-            "--train (accuracy against the number of modalities) needs the training runner, which is not "
-            "available yet; this command measures cost only"
-        )
     seq_lens = parse_ints(args.seq_lens, "--seq-lens") if args.seq_lens else [_default(args.seq_len, 50)]
     d_models = parse_ints(args.d_models, "--d-models") if args.d_models else [_default(args.d_model, 64)]
     for name, value, minimum in (("--seq-len", min(seq_lens), 1), ("--d-model", min(d_models), 1),
@@ -369,7 +304,8 @@ def config_from_args(args: argparse.Namespace) -> ScalingConfig:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: CUDA is not available on this machine")
     return ScalingConfig(
-        fusions=parse_fusions(args.fusions), modalities=parse_ints(args.modalities, "--modalities", minimum=2),
+        fusions=[as_variant(spec) for spec in parse_fusions(args.fusions)],
+        modalities=parse_ints(args.modalities, "--modalities", minimum=2),
         seq_lens=seq_lens, d_models=d_models, batch_size=args.batch_size, device=args.device,
         repeats=args.repeats, warmup=args.warmup, num_layers=args.num_layers, num_heads=args.num_heads,
         dropout=args.dropout, feature_dims=parse_ints(args.feature_dims, "--feature-dims"),
@@ -379,14 +315,14 @@ def config_from_args(args: argparse.Namespace) -> ScalingConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except UsageError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    command = "python -m benchmarks.scaling " + " ".join(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--train" in argv:  # accuracy against n: a separate command sharing this entry point
+        from .accuracy_scaling import main as train_main  # noqa: PLC0415
+
+        return train_main(argv)
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    command = "python -m benchmarks.scaling " + " ".join(argv)
     started = time.perf_counter()
     records = run_sweep(config)
     wall = time.perf_counter() - started
@@ -403,4 +339,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

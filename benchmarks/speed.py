@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from fusions import build_predictor, list_fusions
 
-from .cost import Summary, make_inputs, resolve_device, time_iterations
+from .cli import resolve_device
+from .cost import Summary, make_inputs, time_iterations
 
 MOSI_DIMS = [300, 5, 20]
 GRF_PAPER = dict(d_model=64, num_heads=4, num_layers=4, dim_feedforward=256, dropout=0.2)

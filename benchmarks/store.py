@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def run_metadata(device: torch.device, **extra) -> dict:
     """What makes a run reproducible: command, versions, git commit, device, host, UTC time, plus ``extra``."""
     return {
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "device": str(device),
