@@ -26,7 +26,7 @@ import argparse
 import itertools
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -86,22 +86,6 @@ def ablations(modality_names: list[str], reference: dict, groups=GROUPS, orders:
             if layers != reference.get("num_layers", 4):
                 add("layers", f"layers={layers}", num_layers=layers)
     return found
-
-
-@dataclass
-class AblationSpec:
-    """What to ablate: the runner's dataset, seeds, preset, config, device and output, and which groups."""
-
-    dataset: str = "synthetic"
-    dataset_path: str | None = None
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    preset: str = "quick"
-    config_file: str | None = None
-    epochs: int | None = None
-    device: str = "auto"
-    out: str | None = None
-    groups: tuple[str, ...] = GROUPS
-    orders: int = 5
 
 
 def variant_costs(config: dict, described: dict, data, variants: list[Variant]) -> pd.DataFrame:
@@ -198,19 +182,20 @@ def ablation_figure(records: pd.DataFrame, groups: dict[str, str], task: str, pa
     return save_figure(figure, path)
 
 
-def run_ablation(spec: AblationSpec, quiet: bool = False) -> pd.DataFrame:
-    """Train every variant on every seed with the runner, then write the ablation table, tests and figure."""
-    unknown = [g for g in spec.groups if g not in GROUPS]
+def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = False) -> pd.DataFrame:
+    """Train every variant on every seed with the runner, then write the ablation table, tests and figure.
+
+    ``run``: the dataset, seeds, preset, config, device and output folder (its ``fusions`` are replaced by the
+    variants; ``out`` defaults to ``results/ablate/<dataset>``); ``groups``: which switches to ablate."""
+    unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ValueError(f"unknown ablation group {unknown[0]!r}; groups: {', '.join(GROUPS)}")
-    out = Path(spec.out or Path("results") / "ablate" / spec.dataset)
-    run = RunSpec(fusions=[REFERENCE], dataset=spec.dataset, dataset_path=spec.dataset_path, seeds=spec.seeds,
-                  preset=spec.preset, config_file=spec.config_file, epochs=spec.epochs, device=spec.device,
-                  out=str(out))
+    out = Path(run.out or Path("results") / "ablate" / run.dataset)
+    run = replace(run, fusions=[REFERENCE], out=str(out))
     config = build_config(run)
     data, described = load_run_dataset(run, config)
     reference = resolve(config, REFERENCE, described).hparams
-    found = ablations(data.modality_names, reference, spec.groups, spec.orders)
+    found = ablations(data.modality_names, reference, groups, orders)
     run.fusions = [a.variant for a in found]
     records = run_benchmark(run, quiet=quiet, report=False)
     groups = {a.variant.label: a.group for a in found}
@@ -243,11 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default results/ablate/<dataset>)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    run_ablation(AblationSpec(
-        dataset=args.dataset, dataset_path=args.data_path, seeds=parse_seeds(args.seeds), preset=args.preset,
-        config_file=args.config, epochs=args.epochs, device=args.device, out=args.out,
-        groups=tuple(parse_names(args.groups, "--groups")), orders=args.orders,
-    ), quiet=args.quiet)
+    run = RunSpec(fusions=[REFERENCE], dataset=args.dataset, dataset_path=args.data_path,
+                  seeds=parse_seeds(args.seeds), preset=args.preset, config_file=args.config, epochs=args.epochs,
+                  device=args.device, out=args.out)
+    run_ablation(run, tuple(parse_names(args.groups, "--groups")), args.orders, quiet=args.quiet)
     return 0
 
 

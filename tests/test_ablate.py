@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmarks.ablate import GROUPS, AblationSpec, ablations, run_ablation
+from benchmarks.ablate import GROUPS, ablations, run_ablation
+from benchmarks.run import RunSpec
 from tests.test_run import TINY_CONFIG
 
 
@@ -26,8 +27,8 @@ def test_ablation_command_writes_table_tests_and_figure(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_CONFIG)
     out = tmp_path / "ablate"
-    summary = run_ablation(AblationSpec(seeds=[0, 1, 2], epochs=1, config_file=str(config), out=str(out),
-                                        groups=("gate", "weights", "order")), quiet=True)
+    run = RunSpec(fusions=[], seeds=[0, 1, 2], epochs=1, config_file=str(config), out=str(out))
+    summary = run_ablation(run, groups=("gate", "weights", "order"), quiet=True)
     assert list(summary["fusion"])[:2] == ["grf", "grf:gate=gru"] and len(summary) == 1 + 3 + 1 + 5
     assert {"group", "mae_mean", "mae_std", "diff", "t_pvalue_holm", "params", "flops"} <= set(summary.columns)
     reference = summary.set_index("fusion").loc["grf"]
@@ -47,4 +48,4 @@ def test_ablation_command_writes_table_tests_and_figure(tmp_path):
 
 def test_unknown_group_is_refused():
     with pytest.raises(ValueError, match="unknown ablation group 'gates'; groups: gate, attention"):
-        run_ablation(AblationSpec(groups=("gates",)), quiet=True)
+        run_ablation(RunSpec(fusions=[]), groups=("gates",), quiet=True)
