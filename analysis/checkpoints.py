@@ -57,7 +57,8 @@ class StoredCell:
 
 def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device | str = "cpu") -> StoredCell:
     """The cell stored in ``folder`` (``cells/<fusion>-<hash>/seed<k>``); ``FileNotFoundError`` without a
-    checkpoint, ``ValueError`` when the dataset no longer fits the stored feature sizes."""
+    checkpoint, ``ValueError`` when the dataset no longer fits the stored feature sizes or the weights no longer
+    fit the fusion's code."""
     path = Path(folder) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
@@ -70,7 +71,13 @@ def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device |
         config["fusion"], checkpoint["dims"], task=checkpoint["task"], num_classes=checkpoint["num_classes"],
         **resolve_hparams(config["hparams"], checkpoint["modality_names"]),
     )
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(
+            f"{path}: the stored weights do not fit the current {config['fusion']!r} code "
+            f"({str(error).splitlines()[-1].strip()}); retrain the cell or check out the commit in meta.json"
+        ) from None
     device = torch.device(device)
     model.to(device).eval()
     return StoredCell(

@@ -246,7 +246,11 @@ def _checkpoint_analyses(ctx: Context, cell_seeds: int | None, device: str) -> N
     device = resolve_device(device)
     for _, row in rows.iterrows():
         folder = ctx.run.cell_folder(row)
-        cell = load_cell(folder, datasets, device)
+        try:
+            cell = load_cell(folder, datasets, device)
+        except ValueError as error:
+            ctx.index.absent.append(f"embeddings and robustness: {error}")
+            return
         cell_classes = state_classes(cell.data.test.labels.numpy(), ctx.run.task)
         if classes is None:
             classes = cell_classes

@@ -3,7 +3,8 @@
 Library: ``run_benchmark(fusions, dataset=..., seeds=..., ...)`` returns the records (one row per fusion x
 seed). CLI: ``python -m benchmarks.run --fusions grf,pairwise [options]``; ``--help`` lists the options.
 Every cell is stored as it finishes (see ``benchmarks.store``); running the same command again skips the
-finished cells and resumes an interrupted one from its last epoch.
+finished cells and resumes an interrupted one from its last epoch. With ``--storage URL`` the grid is shared
+by every machine that runs the same command (``benchmarks.grid``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .cli import parse_fusions, parse_names, parse_seeds, resolve_device, run_cli
+from .cli import UsageError, parse_fusions, parse_names, parse_seeds, resolve_device, run_cli
 from .config import (
     CellConfig,
     ConfigError,
@@ -48,8 +49,9 @@ from .train import CellResult, train_cell
 class RunSpec:
     """What to run. ``fusions``: registered names and/or ``Variant``s (named configurations, e.g. ablations);
     ``dataset_path`` may be None (the loader's default, e.g. ``MOSI_PATH``); ``modalities`` selects and orders
-    modalities by name; ``params`` adds tuned parameters (``"tuned"``); ``overrides``: a configuration dict
-    merged over the preset and config file (before ``epochs``)."""
+    modalities by name; ``params`` adds tuned parameters (``"tuned"`` or a tuning run's folder, see
+    ``benchmarks.tuned``); ``overrides``: a configuration dict merged over the preset and config file (before
+    ``epochs``)."""
 
     fusions: list[str | Variant]
     dataset: str = "synthetic"
@@ -75,7 +77,7 @@ def build_config(spec: RunSpec) -> dict:
         from .tuned import tuned_overrides  # noqa: PLC0415 (tuning is optional)
 
         names = sorted({f.fusion if isinstance(f, Variant) else f for f in spec.fusions})
-        config = merge(config, tuned_overrides(spec.params, spec.dataset, names, spec.out))
+        config = merge(config, tuned_overrides(spec.params, spec.dataset, names))
     if spec.overrides:
         config = merge(config, spec.overrides)
     if spec.epochs is not None:
@@ -169,12 +171,9 @@ def write_summary(out: Path, records: pd.DataFrame, task: str, quiet: bool) -> N
         print(terminal_table(records, shown))
 
 
-def run_benchmark(spec: RunSpec, quiet: bool = False, report: bool = True) -> pd.DataFrame:
-    """Run every (fusion, seed) cell of ``spec``; returns the records and writes everything under ``spec.out``,
-    ending with the report (``analysis.report``, in ``<out>/report``) unless ``report`` is False.
-
-    Checks the output folder, device, configuration and data before any training starts.
-    """
+def prepare_run(spec: RunSpec, **meta) -> tuple[torch.device, Path, Dataset, list[CellConfig]]:
+    """Check the output folder, device, configuration and data before any training starts, and write
+    ``meta.json`` (with ``meta`` added). Returns the device, the output folder, the data and the cells."""
     device = resolve_device(spec.device)
     if spec.amp and device.type != "cuda":
         raise ValueError(f"--amp uses bf16 autocast on CUDA; the device is {device}")
@@ -189,8 +188,27 @@ def run_benchmark(spec: RunSpec, quiet: bool = False, report: bool = True) -> pd
     atomic_write_json(out / "meta.json", run_metadata(
         device, spec=asdict(spec), dataset=described, data_summary=data.summary(), data_info=data.info,
         cells={cell.label: cell.as_dict() | {"config_hash": cell.hash} for cell in cells},
-        torch_threads=torch.get_num_threads(),
+        torch_threads=torch.get_num_threads(), **meta,
     ))
+    return device, out, data, cells
+
+
+def finish_run(out: Path, records: pd.DataFrame, task: str, quiet: bool, report: bool) -> None:
+    """The tables and figure of a run's records and, unless ``report`` is False, the report."""
+    write_summary(out, records, task, quiet or report)  # the report prints its own table, with markers
+    if report:
+        from analysis.report import write_report  # noqa: PLC0415 (matplotlib and scikit-learn only when reporting)
+
+        write_report(out, quiet=quiet)
+
+
+def run_benchmark(spec: RunSpec, quiet: bool = False, report: bool = True) -> pd.DataFrame:
+    """Run every (fusion, seed) cell of ``spec``; returns the records and writes everything under ``spec.out``,
+    ending with the report (``analysis.report``, in ``<out>/report``) unless ``report`` is False.
+
+    Checks the output folder, device, configuration and data before any training starts.
+    """
+    device, out, data, cells = prepare_run(spec)
     progress = Progress(quiet=quiet, total=len(cells) * len(spec.seeds))
     records = []
     started = time.perf_counter()
@@ -199,11 +217,7 @@ def run_benchmark(spec: RunSpec, quiet: bool = False, report: bool = True) -> pd
             records.append(run_cell(cell, seed, data, out, device, spec.amp, progress))
             atomic_write_csv(out / "runs.csv", pd.DataFrame(records))
     frame = pd.DataFrame(records)
-    write_summary(out, frame, data.task, quiet)
-    if report:
-        from analysis.report import write_report  # noqa: PLC0415 (matplotlib and scikit-learn only when reporting)
-
-        write_report(out, quiet=quiet)
+    finish_run(out, frame, data.task, quiet, report)
     if not quiet:
         print(f"{len(records)} cells in {time.perf_counter() - started:.1f} s; records in {out / 'runs.csv'}")
     return frame
@@ -222,12 +236,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides the preset)")
     parser.add_argument("--preset", default="quick", help="quick (CPU-sized) or paper (the papers' settings)")
     parser.add_argument("--config", default=None, help="TOML file merged over the preset")
-    parser.add_argument("--params", default=None, choices=["tuned"], help="use tuned parameters (benchmarks.tune)")
+    parser.add_argument("--params", default=None,
+                        help="tuned parameters: 'tuned' (results/tune) or the --out folder of a benchmarks.tune run")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--out", default=None, help="output folder (default results/<dataset>)")
     parser.add_argument("--quiet", action="store_true", help="no progress and no table on the terminal")
     parser.add_argument("--no-report", action="store_true", help="skip the report (python -m analysis.report)")
+    parser.add_argument("--storage", default=None,
+                        help="share the grid through this Optuna storage (e.g. postgresql://user:password@host/db): "
+                             "every machine runs the same command and each cell runs once (benchmarks.grid)")
+    parser.add_argument("--study-name", default=None, help="the grid's study in --storage (default: named after "
+                                                           "the grid)")
+    parser.add_argument("--heartbeat", type=int, default=30,
+                        help="with --storage: seconds between heartbeats; a cell silent for 3 runs again elsewhere")
     return parser.parse_args(argv)
 
 
@@ -239,7 +261,19 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device, amp=args.amp, out=args.out,
         modalities=parse_names(args.modalities, "--modalities") if args.modalities else None, params=args.params,
     )
-    run_benchmark(spec, quiet=args.quiet, report=not args.no_report)
+    if args.storage is None:
+        if args.study_name is not None:
+            raise UsageError("--study-name needs --storage")
+        run_benchmark(spec, quiet=args.quiet, report=not args.no_report)
+        return 0
+    import optuna  # noqa: PLC0415 (Optuna only for shared grids)
+
+    from .grid import run_grid  # noqa: PLC0415
+    from .studies import StorageSpec  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = StorageSpec(url=args.storage, heartbeat=args.heartbeat)
+    run_grid(spec, storage, study_name=args.study_name, quiet=args.quiet, report=not args.no_report)
     return 0
 
 

@@ -54,6 +54,14 @@ class Fusion(nn.Module):
         """The most modalities this fusion can be built for with ``hparams`` (None: no limit)."""
         return None
 
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """Hyperparameters for one tuning trial (``benchmarks.tune``), drawn with the Optuna ``trial``'s
+        ``suggest_*`` methods, for a dataset with these modalities: ``__init__`` keyword arguments, every
+        combination of which builds. Each fusion declares its own next to its definition."""
+        name = getattr(cls, "registered_name", cls.__name__)
+        raise ValueError(f"fusion {name!r} declares no search space; add a search_space classmethod to its class")
+
     @property
     def n_modalities(self) -> int:
         return len(self.dims)

@@ -41,3 +41,13 @@ class ConcatFusion(Fusion):
         pooled = torch.cat([proj(masked_mean(x, m)) for proj, x, m in zip(self.projections, xs, masks)], -1)
         fused = self.out(self.dropout(F.gelu(self.hidden(pooled))))
         return FusionOutput(fused=fused, states=[fused])
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """An MLP has no heads or layers to choose: d_model 32-256, a hidden layer 1-4x as wide, dropout 0-0.5."""
+        d_model = trial.suggest_categorical("d_model", [32, 64, 128, 256])
+        return {
+            "d_model": d_model,
+            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        }

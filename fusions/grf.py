@@ -191,3 +191,26 @@ class GatedRecurrentFusion(Fusion):
                 context = states[-1].unsqueeze(1)
                 context_mask = torch.ones_like(mask[:, :1])
         return FusionOutput(fused=states[-1], states=states)
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """Around the paper's MOSI settings (d_model 64, 4 heads, 4 layers, feed-forward 256, dropout 0.2,
+        aux_weight 0.4): d_model 32-128 with a feed-forward 1-4x as wide, 1-4 layers per stack, 1-8 heads (each
+        divides every d_model), dropout 0-0.3, the auxiliary weight 0-1, and the modality order: any
+        permutation of the names, as ``"text>vision>audio"`` (up to 6 modalities, 720 orders; with more the
+        order is not searched)."""
+        from itertools import permutations  # noqa: PLC0415
+
+        d_model = trial.suggest_categorical("d_model", [32, 64, 128])
+        hparams = {
+            "d_model": d_model,
+            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 4, 8]),
+            "num_layers": trial.suggest_int("num_layers", 1, 4),
+            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            "aux_weight": trial.suggest_float("aux_weight", 0.0, 1.0),
+        }
+        if len(modality_names) <= 6:
+            orders = [">".join(order) for order in permutations(modality_names)]
+            hparams["order"] = trial.suggest_categorical("order", orders).split(">")
+        return hparams

@@ -62,3 +62,16 @@ class JointTransformer(Fusion):
         projections = sum(2 * steps * dim * d for steps, dim in zip(seq_lens, self.dims))
         layer = 2 * total * d * 3 * d + 2 * 2 * total * total * d + 2 * total * d * d + 2 * 2 * total * d * f
         return projections + len(self.encoder.layers) * layer
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """One encoder over all tokens at GRF's scale: d_model 32-128 with 1-8 heads (each divides every
+        d_model), 1-4 layers, feed-forward 1-4x, dropout 0-0.3."""
+        d_model = trial.suggest_categorical("d_model", [32, 64, 128])
+        return {
+            "d_model": d_model,
+            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 4, 8]),
+            "num_layers": trial.suggest_int("num_layers", 1, 4),
+            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        }

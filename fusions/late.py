@@ -65,3 +65,16 @@ class LateFusion(Fusion):
         else:
             fused = torch.einsum("n,nbo->bo", torch.softmax(self.logits, 0), predictions)
         return FusionOutput(fused=fused, states=[pooled.transpose(0, 1).flatten(1)])
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """Per-modality encoders at GRF's scale: d_model 32-128 with 1-8 heads (each divides every d_model), 1-4
+        layers, feed-forward 1-4x, dropout 0-0.3."""
+        d_model = trial.suggest_categorical("d_model", [32, 64, 128])
+        return {
+            "d_model": d_model,
+            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 4, 8]),
+            "num_layers": trial.suggest_int("num_layers", 1, 4),
+            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        }

@@ -75,3 +75,13 @@ class LowRankMultimodalFusion(Fusion):
 
     def analytic_flops(self, seq_lens: list[int]) -> int:
         return self.subnetworks.analytic_flops(self.dims, seq_lens) + self.fusion.analytic_flops()
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """LSTM subnetworks of 16-64 units (TFN's 32 in the middle), the rank from the authors' MOSI grid (1, 4,
+        8, 16), dropout 0-0.5; no attention, so no heads or layers."""
+        return {
+            "d_model": trial.suggest_categorical("d_model", [16, 32, 64]),
+            "rank": trial.suggest_categorical("rank", [1, 4, 8, 16]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        }

@@ -231,3 +231,17 @@ class MultimodalTransformer(Fusion):
         for t in seq_lens:
             flops += len(self.memory.layers) * (2 * t * m * 3 * m + 4 * t * t * m + 2 * t * m * m + 4 * t * m * fm)
         return flops + 2 * 2 * self.out_dim * self.out_dim
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """Around MulT's code defaults (30-d, 5 heads, 5 layers, feed-forward 4x, residual dropout 0.1): d_model
+        20-60 with 1, 2 or 5 heads (each divides every d_model and every ``(n - 1) * d_model`` memory), 1-5
+        layers, feed-forward 1-4x, residual dropout 0-0.3; MulT's other dropouts stay at its defaults."""
+        d_model = trial.suggest_categorical("d_model", [20, 30, 40, 60])
+        return {
+            "d_model": d_model,
+            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 5]),
+            "num_layers": trial.suggest_int("num_layers", 1, 5),
+            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        }

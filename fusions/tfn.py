@@ -128,3 +128,18 @@ class TensorFusion(Fusion):
         """Subnetworks, then the post-fusion layers; the outer product is elementwise (not counted)."""
         f = self.out_dim
         return self.subnetworks.analytic_flops(self.dims, seq_lens) + 2 * self.tensor_size * f + 2 * f * f
+
+    @classmethod
+    def search_space(cls, trial, modality_names: list[str]) -> dict:
+        """Small subnetworks, as the fused tensor grows as ``(d_model + 1) ** n``: d_model among 4, 8, 16 and 32
+        where that tensor fits the default cap at this ``n`` (all four at 3 modalities, up to 16 at 4), the
+        post-fusion width 32-128 (the paper's 128), dropout 0-0.5."""
+        n = len(modality_names)
+        sizes = [d for d in (4, 8, 16, 32) if (d + 1) ** n <= DEFAULT_MAX_TENSOR_SIZE]
+        if not sizes:
+            raise ValueError(f"tfn: no d_model >= 4 keeps the fused tensor of {n} modalities under the size cap")
+        return {
+            "d_model": trial.suggest_categorical("d_model", sizes),
+            "dim_feedforward": trial.suggest_categorical("dim_feedforward", [32, 64, 128]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        }

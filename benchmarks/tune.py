@@ -1,0 +1,343 @@
+"""Tune one fusion's hyperparameters with Optuna, on validation data only: ``python -m benchmarks.tune --fusion grf``.
+
+Library: ``tune(TuneSpec(fusion="grf", ...))`` returns the best-parameters document it writes; the CLI
+(``--help`` lists the options) is a thin layer over it.
+
+* Search space: the fusion's ``search_space(trial, modality_names)``, declared next to it in ``fusions/``
+  (architecture, and for GRF the auxiliary weight and modality order), plus ``protocol_space``, shared by all:
+  learning rate and weight decay (log scale) and batch size. Everything else — epochs, patience, warm-up,
+  pooling — comes from the preset and ``--config``, as in ``benchmarks.run``.
+* Objective: the best validation score of one training run (``--train-seed``): validation MAE for regression,
+  validation loss for classification, lower is better. ``train_cell`` gets the data with the test split
+  replaced by the validation split, so tuning never reads test data. The score is reported every epoch and a
+  ``MedianPruner`` stops trials below the median of earlier ones at the same epoch, once ``pruner_startup``
+  trials have finished and from the first epoch after the learning-rate warm-up. TPE draws the parameters;
+  trial ``k`` draws with random seed ``--seed + k``, so one worker's study is reproducible and workers on
+  different machines do not repeat each other's random start.
+* Budget: ``--trials N`` is the study's total over all workers: N named units of ``benchmarks.workqueue``
+  (``trial-0`` ... ``trial-{N-1}``), each run exactly once (a killed or failing trial is retried with the
+  same parameters, up to twice); a later run with a larger N adds the missing ones. ``--timeout S``: a
+  worker starts no trial after S seconds.
+* Storage (``benchmarks.studies``): by default the SQLite file ``<out>/studies.db``; with ``--workers K`` and no
+  ``--storage``, K processes on this machine share the journal file ``<out>/studies.journal``; with
+  ``--storage URL`` (e.g. PostgreSQL), every machine that runs the same command with the same storage and
+  study name works on the one study.
+
+Written under ``--out`` (default ``results/tune``) when the workers are done: ``best_params/<dataset>/<fusion>.json``
+(value, trial, study, the searched ``params`` and the ``config`` that ``benchmarks.run --params`` merges, see
+``benchmarks.tuned``) and, in ``<dataset>/<fusion>/``, ``trials.csv`` and Optuna's optimisation history and
+parameter importances (``history.png``, ``importance.png``, with PDFs). Each trial keeps its configuration
+(``config``), validation curve (``curve``, one row per epoch) and worker as user attributes; its duration is
+Optuna's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import multiprocessing
+import sys
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.trial import TrialState
+
+from fusions import fusion_class
+
+from .cli import parse_names, resolve_device, run_cli
+from .config import merge, resolve
+from .data import Dataset, list_datasets
+from .run import RunSpec, build_config, load_run_dataset
+from .store import atomic_write_csv, atomic_write_json, check_writable
+from .studies import StorageSpec, open_study
+from .train import train_cell
+from .tuned import DEFAULT_TUNE_OUT, best_params_path, tuned_table
+from .workqueue import enqueue, work
+
+
+@dataclass
+class TuneSpec:
+    """What to tune and where. Data and configuration as in ``benchmarks.run.RunSpec``; ``trials``: the study's
+    total; ``timeout``: seconds per worker; ``storage``: an RDB URL (default: SQLite, or a journal file with
+    ``workers`` > 1); ``seed``: the sampler's; ``train_seed``: every trial's training seed; ``pruner_startup``:
+    finished trials before pruning starts; ``pruner_warmup``: epochs before a trial can be pruned (default:
+    the protocol's warm-up + 1); ``heartbeat``: seconds between heartbeats (RDB storages)."""
+
+    fusion: str
+    dataset: str = "synthetic"
+    dataset_path: str | None = None
+    modalities: list[str] | None = None
+    trials: int = 50
+    timeout: float | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    workers: int = 1
+    seed: int = 0
+    train_seed: int = 0
+    out: str = DEFAULT_TUNE_OUT
+    preset: str = "quick"
+    config_file: str | None = None
+    epochs: int | None = None
+    device: str = "auto"
+    amp: bool = False
+    heartbeat: int = 30
+    pruner_startup: int = 5
+    pruner_warmup: int | None = None
+    quiet: bool = False
+
+    def run_spec(self) -> RunSpec:
+        return RunSpec(
+            fusions=[self.fusion], dataset=self.dataset, dataset_path=self.dataset_path, seeds=[self.train_seed],
+            preset=self.preset, config_file=self.config_file, epochs=self.epochs, device=self.device, amp=self.amp,
+            modalities=self.modalities,
+        )
+
+    def storage_spec(self) -> StorageSpec:
+        if self.storage is not None:
+            return StorageSpec(url=self.storage, heartbeat=self.heartbeat)
+        if self.workers > 1:
+            return StorageSpec(journal=str(Path(self.out) / "studies.journal"))
+        return StorageSpec(url=f"sqlite:///{Path(self.out).resolve() / 'studies.db'}", heartbeat=self.heartbeat)
+
+
+def protocol_space(trial) -> dict:
+    """The protocol values every fusion's search shares: AdamW's learning rate (1e-4 to 1e-2) and weight decay
+    (1e-5 to 1e-1), both on a log scale, and the batch size (16, 32 or 64)."""
+    return {
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
+    }
+
+
+def sample_overrides(trial, fusion: str, modality_names: list[str]) -> dict:
+    """One trial's values: the fusion's hyperparameters with a ``protocol`` table."""
+    return {**fusion_class(fusion).search_space(trial, list(modality_names)), "protocol": protocol_space(trial)}
+
+
+def without_test(data: Dataset) -> Dataset:
+    """``data`` with the validation split in place of the test split: tuning cannot read test data
+    (``train_cell``'s final evaluation then runs on validation data, and tuning ignores it)."""
+    return dataclasses.replace(data, test=data.valid)
+
+
+class TrialSeededTPE(BaseSampler):
+    """Optuna's TPE sampler whose random state for trial ``k`` is seeded with ``seed + k``."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.tpe = TPESampler(seed=seed)
+
+    def before_trial(self, study, trial) -> None:
+        self.tpe = TPESampler(seed=self.seed + trial.number)
+        self.tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.tpe.after_trial(study, trial, state, values)
+
+
+@dataclass
+class Session:
+    """A worker's view of the tuning: the configuration, the data, the untuned cell and the study."""
+
+    spec: TuneSpec
+    config: dict
+    data: Dataset
+    described: dict
+    device: torch.device
+    study: optuna.Study
+
+    @classmethod
+    def open(cls, spec: TuneSpec) -> Session:
+        config = build_config(spec.run_spec())
+        data, described = load_run_dataset(spec.run_spec(), config)
+        base = resolve(config, spec.fusion, described)
+        sample_overrides(optuna.create_study().ask(), spec.fusion, data.modality_names)  # the space fits the data
+        warmup = base.protocol.warmup_epochs + 1 if spec.pruner_warmup is None else spec.pruner_warmup
+        name = spec.study_name or f"tune-{spec.dataset}-{spec.fusion}-{base.hash}"
+        study = open_study(
+            spec.storage_spec(), name, sampler=TrialSeededTPE(spec.seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup, n_warmup_steps=warmup),
+        )
+        return cls(spec, config, data, described, resolve_device(spec.device), study)
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """Train the trial's configuration; its best validation score."""
+        spec = self.spec
+        values = sample_overrides(trial, spec.fusion, self.data.modality_names)
+        cell = resolve(merge(self.config, tuned_table(spec.dataset, spec.fusion, values)), spec.fusion, self.described)
+        trial.set_user_attr("config", cell.as_dict())
+        trial.set_user_attr("config_hash", cell.hash)
+        curve, best = [], math.inf
+
+        def on_epoch(epoch: int, score: float, row: dict) -> None:
+            nonlocal best
+            best = min(best, score)
+            curve.append(row)
+            trial.set_user_attr("curve", curve)
+            trial.report(score, epoch)
+            if math.isnan(score) or trial.should_prune():  # a diverged trial is pruned, not failed and retried
+                self.say(f"trial {trial.number}: pruned at epoch {epoch} (validation score {score:.4f})")
+                raise optuna.TrialPruned(f"validation score {score:.4f} at epoch {epoch}")
+
+        result = train_cell(cell, without_test(self.data), spec.train_seed, self.device, spec.amp, on_epoch=on_epoch)
+        self.say(f"trial {trial.number}: validation score {best:.4f} after {result.epochs} epochs "
+                 f"({result.train_seconds:.1f} s)")
+        return best
+
+    def work(self) -> None:
+        names = [f"trial-{k}" for k in range(self.spec.trials)]
+        work(self.study, names, self.objective, self.spec.storage_spec().retry(), timeout=self.spec.timeout)
+
+    def say(self, line: str) -> None:
+        if not self.spec.quiet:
+            print(line, flush=True)
+
+
+def _worker_process(spec: TuneSpec, threads: int) -> None:
+    """One of ``--workers`` processes (started by ``tune``)."""
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    Session.open(spec).work()
+
+
+def tune(spec: TuneSpec) -> dict:
+    """Run the tuning of ``spec`` (with ``spec.workers`` local processes) and write its results; returns the
+    best-parameters document. Bad input raises ``ValueError`` before any training starts."""
+    fusion_class(spec.fusion)  # an unknown fusion lists the known ones
+    for flag, value in (("--trials", spec.trials), ("--workers", spec.workers)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if spec.timeout is not None and spec.timeout <= 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {spec.timeout}")
+    device = resolve_device(spec.device)
+    if spec.amp and device.type != "cuda":
+        raise ValueError(f"--amp uses bf16 autocast on CUDA; the device is {device}")
+    check_writable(Path(spec.out))
+    session = Session.open(spec)
+    enqueue(session.study, {f"trial-{k}": {} for k in range(spec.trials)})
+    if spec.workers == 1:
+        session.work()
+    else:
+        context = multiprocessing.get_context("spawn")
+        threads = max(1, torch.get_num_threads() // spec.workers)
+        processes = [context.Process(target=_worker_process, args=(spec, threads)) for _ in range(spec.workers)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        stopped = [p.exitcode for p in processes if p.exitcode != 0]
+        if stopped:
+            raise ValueError(f"{len(stopped)} of {spec.workers} tuning workers stopped with exit status {stopped}")
+    return write_results(session)
+
+
+def write_results(session: Session) -> dict:
+    """The best-parameters file, ``trials.csv`` and the plots; returns the best-parameters document."""
+    spec, study = session.spec, session.study
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise ValueError(f"no trial of study {study.study_name!r} completed ({counts}); no best parameters written")
+    best = min(complete, key=lambda t: t.value)
+    document = {
+        "fusion": spec.fusion, "dataset": spec.dataset, "study_name": study.study_name,
+        "storage": spec.storage_spec().describe(), "metric": "valid_mae" if session.data.task == "regression"
+        else "valid_loss", "value": best.value, "trial": best.number, "trials": counts, "params": best.params,
+        "config": sample_overrides(optuna.trial.FixedTrial(best.params), spec.fusion, session.data.modality_names),
+        "cell": best.user_attrs.get("config"), "config_hash": best.user_attrs.get("config_hash"),
+        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = best_params_path(spec.out, spec.dataset, spec.fusion)
+    atomic_write_json(path, document)
+    folder = Path(spec.out) / spec.dataset / spec.fusion
+    columns = ("number", "state", "value", "duration", "datetime_start", "datetime_complete", "params")
+    atomic_write_csv(folder / "trials.csv", study.trials_dataframe(attrs=columns))
+    notes = write_plots(study, folder, len(complete), spec.seed)
+    session.say(f"best: trial {best.number}, validation score {best.value:.4f} ({counts}); {path}")
+    for note in notes:
+        session.say(note)
+    return document
+
+
+def write_plots(study: optuna.Study, folder: Path, n_complete: int, seed: int) -> list[str]:
+    """Optuna's optimisation history and parameter importances (``history``, ``importance``; PNG and PDF);
+    returns notes on what could not be drawn. Importances are fANOVA's (seeded), which unlike Optuna 5's
+    default (PED-ANOVA) still separates parameters in studies of a few trials."""
+    from analysis.plots import save_figure  # noqa: PLC0415 (matplotlib only when plotting)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        save_figure(optuna.visualization.matplotlib.plot_optimization_history(study).figure, folder / "history")
+        if n_complete < 2:
+            return [f"parameter importances need 2 complete trials, the study has {n_complete}; no importance plot"]
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        axes = optuna.visualization.matplotlib.plot_param_importances(study, evaluator=evaluator)
+        save_figure(axes.figure, folder / "importance")
+    return []
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.tune", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--fusion", required=True, help="the fusion to tune")
+    parser.add_argument("--dataset", default="synthetic", help=f"one of: {', '.join(list_datasets())}")
+    parser.add_argument("--data-path", default=None, help="dataset file or folder (MOSI also reads MOSI_PATH)")
+    parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
+    parser.add_argument("--trials", type=int, default=50, help="trials in the study, over all workers")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds after which a worker starts no trial")
+    parser.add_argument("--storage", default=None, help="Optuna RDB URL shared by every worker, e.g. "
+                        "postgresql://user:password@host/db (default: <out>/studies.db, or a journal file with "
+                        "--workers)")
+    parser.add_argument("--study-name", default=None, help="default: tune-<dataset>-<fusion>-<config hash>")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (trial k draws with seed + k)")
+    parser.add_argument("--train-seed", type=int, default=0, help="the training seed of every trial")
+    parser.add_argument("--out", default=DEFAULT_TUNE_OUT, help="output folder (benchmarks.run --params reads "
+                                                               "results/tune, or --params <out>)")
+    parser.add_argument("--preset", default="quick", help="quick or paper: everything not searched")
+    parser.add_argument("--config", default=None, help="TOML file merged over the preset")
+    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per trial")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    parser.add_argument("--heartbeat", type=int, default=30,
+                        help="seconds between heartbeats (RDB storages); a trial silent for 3 runs again")
+    parser.add_argument("--quiet", action="store_true", help="no line per trial")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tune(TuneSpec(
+        fusion=args.fusion, dataset=args.dataset, dataset_path=args.data_path,
+        modalities=parse_names(args.modalities, "--modalities") if args.modalities else None,
+        trials=args.trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
+        workers=args.workers, seed=args.seed, train_seed=args.train_seed, out=args.out, preset=args.preset,
+        config_file=args.config, epochs=args.epochs, device=args.device, amp=args.amp, heartbeat=args.heartbeat,
+        quiet=args.quiet,
+    ))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,53 @@
+"""Tuned hyperparameters on disk: ``<folder>/best_params/<dataset>/<fusion>.json``, written by
+``benchmarks.tune`` under its ``--out`` and read by ``benchmarks.run --params``.
+
+``--params tuned`` reads ``results/tune`` (``benchmarks.tune``'s default ``--out``); ``--params DIR`` reads the
+``--out`` folder of another tuning run. A file's ``config`` (the best trial's searched hyperparameters and
+protocol values) is merged over the run's configuration at ``[datasets.<dataset>.fusions.<fusion>]``, the most
+specific level: tuned values win over the preset's (including its dataset-specific ones, such as GRF's MOSI
+modality order), a variant's overrides (e.g. an ablation) win over tuned values, and everything not searched
+(epochs, patience, pooling, ...) still comes from the preset and ``--config``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import ConfigError, merge
+
+DEFAULT_TUNE_OUT = "results/tune"
+
+
+def best_params_path(folder: str | Path, dataset: str, fusion: str) -> Path:
+    """Where a tuning run with ``--out folder`` keeps the best parameters of ``fusion`` on ``dataset``."""
+    return Path(folder) / "best_params" / dataset / f"{fusion}.json"
+
+
+def tuned_table(dataset: str, fusion: str, values: dict) -> dict:
+    """A configuration override that sets ``values`` (hyperparameters, plus a ``protocol`` table) for
+    ``fusion`` on ``dataset``."""
+    return {"datasets": {dataset: {"fusions": {fusion: values}}}}
+
+
+def tuned_overrides(params: str, dataset: str, fusions: list[str]) -> dict:
+    """The configuration override holding each fusion's tuned values on ``dataset``; ``params`` is ``"tuned"``
+    or a tuning run's ``--out`` folder. A missing file raises ``ConfigError`` naming it and its command."""
+    folder = Path(DEFAULT_TUNE_OUT if params == "tuned" else params)
+    if params != "tuned" and not folder.is_dir():
+        raise ConfigError(f"--params {params!r}: expected 'tuned' or the --out folder of a benchmarks.tune run")
+    override: dict = {}
+    for fusion in fusions:
+        path = best_params_path(folder, dataset, fusion)
+        if not path.is_file():
+            command = f"python -m benchmarks.tune --fusion {fusion} --dataset {dataset}"
+            raise ConfigError(
+                f"no tuned parameters for {fusion} on {dataset}: {path} does not exist; create it with {command}"
+                + ("" if params == "tuned" else f" --out {folder}")
+            )
+        try:
+            values = json.loads(path.read_text())["config"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ConfigError(f"{path} is not a best-parameters file written by benchmarks.tune") from None
+        override = merge(override, tuned_table(dataset, fusion, values))
+    return override

@@ -1,0 +1,242 @@
+"""Tuning: search spaces, the CLI on SQLite, validation-only objective, pruning, --params tuned, local journal
+workers, bad flags; and (with FUSIONBENCH_PG_URL) two machines' workers sharing one study in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import benchmarks.train
+import fusions
+from benchmarks.cli import run_cli
+from benchmarks.config import ConfigError, resolve
+from benchmarks.data import make_synthetic
+from benchmarks.run import RunSpec, build_config, load_run_dataset, run_benchmark
+from benchmarks.studies import StorageSpec
+from benchmarks.train import resolve_hparams
+from benchmarks.tune import TuneSpec, main, tune
+from benchmarks.workqueue import UNIT
+from tests.conftest import random_modalities
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("FUSIONBENCH_PG_URL")
+TINY = """
+[protocol]
+warmup_epochs = 1
+max_epochs = 2
+patience = 5
+
+[datasets.synthetic]
+sizes = [48, 24, 24]
+seq_lens = 8
+dims = [12, 5, 7]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def tune_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FUSIONBENCH_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "benchmarks.tune", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+@pytest.mark.parametrize("name", fusions.list_fusions())
+def test_every_sampled_configuration_builds_and_runs(name):
+    """Random draws from each fusion's search space build and run for 2, 3 and 4 modalities."""
+    for n in (2, 3, 4):
+        names = ["text", "audio", "vision", "extra"][:n]
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=n))
+        for _ in range(6):
+            trial = study.ask()
+            hparams = fusions.fusion_class(name).search_space(trial, names)
+            assert set(hparams) <= set(fusions.fusion_hparams(name))
+            if "num_heads" in hparams:
+                assert hparams["d_model"] % hparams["num_heads"] == 0
+            if name == "grf":
+                assert sorted(hparams["order"]) == sorted(names)
+            model = fusions.build_fusion(name, [6, 3, 5, 4][:n], **resolve_hparams(hparams, names))
+            xs, masks = random_modalities([6, 3, 5, 4][:n], [4, 3, 5, 2][:n], batch=2)
+            assert torch.isfinite(model(xs, masks)).all()
+            study.tell(trial, 0.0)
+
+
+def test_a_fusion_without_a_search_space_says_so():
+    class Bare(fusions.Fusion):
+        registered_name = "bare"
+
+    with pytest.raises(ValueError, match="fusion 'bare' declares no search space"):
+        Bare.search_space(optuna.trial.FixedTrial({}), ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, tiny_config) -> Path:
+    """A 3-trial CLI tuning of concat on tiny synthetic data with the default SQLite storage."""
+    out = tmp_path_factory.mktemp("tuned")
+    result = tune_cli("--fusion", "concat", "--trials", "3", "--config", str(tiny_config), "--out", str(out),
+                      "--seed", "1", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("trial ") >= 3 and "best: trial" in result.stdout
+    return out
+
+
+def test_cli_tuning_writes_study_best_params_and_plots(tuned):
+    best = json.loads((tuned / "best_params" / "synthetic" / "concat.json").read_text())
+    assert best["fusion"] == "concat" and best["dataset"] == "synthetic" and best["metric"] == "valid_mae"
+    assert set(best["params"]) == {"d_model", "ff_ratio", "dropout", "lr", "weight_decay", "batch_size"}
+    assert set(best["config"]) == {"d_model", "dim_feedforward", "dropout", "protocol"}
+    assert best["config"]["dim_feedforward"] == best["params"]["d_model"] * best["params"]["ff_ratio"]
+    assert set(best["config"]["protocol"]) == {"lr", "weight_decay", "batch_size"}
+
+    study = optuna.load_study(study_name=best["study_name"], storage=f"sqlite:///{tuned / 'studies.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert best["trial"] == study.best_trial.number and best["value"] == study.best_value
+    for trial in trials:  # every trial keeps its configuration, validation curve, worker and duration
+        curve = trial.user_attrs["curve"]
+        assert len(curve) == 2 and trial.value == min(row["valid_mae"] for row in curve)
+        assert trial.user_attrs["config"]["hparams"]["d_model"] == trial.params["d_model"]
+        assert trial.user_attrs["worker"] and trial.duration is not None
+        assert sorted(trial.intermediate_values) == [1, 2]
+    folder = tuned / "synthetic" / "concat"
+    for name in ("history.png", "history.pdf", "importance.png", "importance.pdf"):
+        assert (folder / name).stat().st_size > 0
+    assert len(pd.read_csv(folder / "trials.csv")) == 3
+
+
+def test_params_tuned_is_picked_up_by_the_runner(tuned, tiny_config, tmp_path, monkeypatch):
+    best = json.loads((tuned / "best_params" / "synthetic" / "concat.json").read_text())
+    untuned_spec = RunSpec(fusions=["concat"], config_file=str(tiny_config), seeds=[0], out=str(tmp_path / "run"))
+    spec = RunSpec(**{**untuned_spec.__dict__, "params": str(tuned)})
+    config = build_config(spec)
+    _, described = load_run_dataset(spec, config)
+    cell = resolve(config, "concat", described)
+    assert cell.hparams["d_model"] == best["config"]["d_model"] and cell.hparams["dropout"] == best["config"]["dropout"]
+    assert cell.protocol.lr == best["config"]["protocol"]["lr"]
+    assert cell.hash == best["config_hash"]  # the very configuration of the best trial
+    untuned = resolve(build_config(untuned_spec), "concat", described)
+    assert cell.hash != untuned.hash
+
+    records = run_benchmark(spec, quiet=True, report=False)
+    assert records.loc[0, "config_hash"] == cell.hash
+
+    monkeypatch.chdir(tmp_path)  # no results/tune here
+    with pytest.raises(ConfigError, match="results/tune/best_params/synthetic/grf.json does not exist; create it "
+                                          "with python -m benchmarks.tune --fusion grf --dataset synthetic"):
+        build_config(RunSpec(fusions=["grf"], params="tuned"))
+
+
+def test_tuning_reads_validation_data_only(tmp_path, tiny_config, monkeypatch):
+    """A spy on ``evaluate``: tuning never evaluates the test split, and each value is a validation score."""
+    test_ids = make_synthetic(sizes=(48, 24, 24), seq_lens=8, dims=[12, 5, 7]).test.ids
+    evaluated = []
+    original = benchmarks.train.evaluate
+
+    def spy(model, split, *args, **kwargs):
+        evaluated.append(split.ids)
+        return original(model, split, *args, **kwargs)
+
+    monkeypatch.setattr(benchmarks.train, "evaluate", spy)
+    spec = TuneSpec(fusion="concat", trials=2, config_file=str(tiny_config), out=str(tmp_path), device="cpu",
+                    quiet=True)
+    best = tune(spec)
+    assert evaluated and all(ids != test_ids for ids in evaluated)
+    study = optuna.load_study(study_name=best["study_name"], storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    for trial in study.get_trials():
+        assert trial.value == min(row["valid_mae"] for row in trial.user_attrs["curve"])
+        assert "mae" not in trial.user_attrs  # no test metric is kept
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter lr")
+def test_a_bad_configuration_is_pruned(tmp_path, tiny_config):
+    """Two sound trials, then one with a learning rate of 1: the median pruner stops it at its first epoch."""
+    spec = TuneSpec(fusion="concat", trials=3, config_file=str(tiny_config), out=str(tmp_path), device="cpu",
+                    epochs=4, pruner_startup=2, pruner_warmup=1, study_name="prune", quiet=True)
+    study = optuna.create_study(study_name="prune", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    fixed = {"d_model": 32, "ff_ratio": 2, "dropout": 0.0, "weight_decay": 1e-2, "batch_size": 16}
+    for k, lr in enumerate([1e-3, 2e-3, 1.0]):  # the slots' parameters, fixed before tuning starts
+        study.enqueue_trial({**fixed, "lr": lr}, user_attrs={UNIT: f"trial-{k}"})
+    tune(spec)
+    states = [t.state for t in optuna.load_study(study_name="prune", storage=study._storage).get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+
+
+def test_two_local_workers_share_a_journal(tmp_path, tiny_config):
+    out = tmp_path / "journal"
+    result = tune_cli("--fusion", "concat", "--trials", "4", "--workers", "2", "--config", str(tiny_config),
+                      "--out", str(out), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert (out / "studies.journal").exists() and not (out / "studies.db").exists()
+    best = json.loads((out / "best_params" / "synthetic" / "concat.json").read_text())
+    study = optuna.load_study(study_name=best["study_name"], storage=StorageSpec(journal=str(out / "studies.journal"))
+                              .open())
+    trials = study.get_trials()
+    assert len(finished(study)) == 4 == len(trials)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert sorted(t.user_attrs[UNIT] for t in trials) == [f"trial-{k}" for k in range(4)]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fusion", "nope"], "unknown fusion 'nope'; known fusions: "),
+        (["--fusion", "concat", "--trials", "0"], "--trials must be >= 1, got 0"),
+        (["--fusion", "concat", "--workers", "0"], "--workers must be >= 1, got 0"),
+        (["--fusion", "concat", "--storage", "not a url"], "--storage 'not a url' is not a database URL"),
+        (["--fusion", "concat", "--storage", "nosuchdb://host/db"], "--storage nosuchdb://host/db: cannot open"),
+        (["--fusion", "concat", "--storage", "postgresql://user:secret@127.0.0.1:9/db"],
+         "--storage postgresql://user:***@127.0.0.1:9/db: cannot open the database (connection to server"),
+    ],
+)
+def test_bad_flags_give_one_line(tmp_path, tiny_config, capsys, args, message):
+    status = run_cli(main, [*args, "--config", str(tiny_config), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert "secret" not in lines[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="needs FUSIONBENCH_PG_URL (a PostgreSQL server)")
+def test_two_machines_share_one_study_in_postgres(tmp_path, tiny_config):
+    """Two workers (as on two machines: same command, own --out) fill one study of exactly 4 trials."""
+    name = f"test-tune-{uuid.uuid4().hex[:8]}"
+    args = ["--fusion", "concat", "--trials", "4", "--config", str(tiny_config), "--storage", PG_URL,
+            "--study-name", name, "--device", "cpu", "--heartbeat", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "benchmarks.tune", *args, "--out", str(tmp_path / f"m{k}")],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for k in range(2)]
+    try:
+        outputs = [worker.communicate(timeout=300) for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0], outputs
+        study = optuna.load_study(study_name=name, storage=StorageSpec(url=PG_URL).open())
+        trials = study.get_trials()
+        assert len(finished(study)) == 4
+        assert sorted(t.user_attrs[UNIT] for t in finished(study)) == [f"trial-{k}" for k in range(4)]
+        assert len({t.number for t in trials}) == len(trials)
+        duplicates = [t for t in trials if t.state == TrialState.FAIL]  # both machines may have added the slots
+        assert all("duplicate" in t.user_attrs["error"] for t in duplicates)
+        bests = [json.loads((tmp_path / f"m{k}" / "best_params/synthetic/concat.json").read_text()) for k in range(2)]
+        assert bests[0]["trial"] == bests[1]["trial"] == study.best_trial.number
+    finally:
+        optuna.delete_study(study_name=name, storage=StorageSpec(url=PG_URL).open())
