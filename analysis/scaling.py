@@ -132,8 +132,8 @@ def latency_findings(exponents: pd.DataFrame, tolerance: float = 0.1) -> list[st
             if not np.isfinite(lat["ci_low"]):  # two points: a slope, no interval, no verdict
                 lines.append(
                     f"{fusion} ({where}): {what} latency measured at {lat['points']} modality counts only "
-                    f"(n = {lat['n_min']}..{lat['n_max']}): n^{lat['k']:.2f} against FLOPs n^{flo['k']:.2f}, too few "
-                    "points to compare."
+                    f"(n = {int(lat['n_min'])}..{int(lat['n_max'])}): n^{lat['k']:.2f} against FLOPs "
+                    f"n^{flo['k']:.2f}, too few points to compare."
                 )
                 continue
             differs = flo["k"] < lat["ci_low"] - tolerance or flo["k"] > lat["ci_high"] + tolerance
@@ -141,8 +141,8 @@ def latency_findings(exponents: pd.DataFrame, tolerance: float = 0.1) -> list[st
                 direction = "faster" if lat["k"] > flo["k"] else "slower"
                 lines.append(
                     f"FINDING {fusion} ({where}): {what} latency grows as n^{format_exponent(lat)}, {direction} "
-                    f"than its FLOPs (n^{flo['k']:.2f}), over n = {lat['n_min']}..{lat['n_max']}: time is not "
-                    "proportional to work here (sequential steps, per-call overhead or memory traffic)."
+                    f"than its FLOPs (n^{flo['k']:.2f}), over n = {int(lat['n_min'])}..{int(lat['n_max'])}: time is "
+                    "not proportional to work here (sequential steps, per-call overhead or memory traffic)."
                 )
             elif fusion.split(":")[0] == "grf":
                 lines.append(
@@ -247,7 +247,8 @@ def cost_table_tex(records: pd.DataFrame) -> str:
             lines.append(r"\midrule")
         previous = row["fusion"]
         measured = row["status"] == "ok"
-        status = {"over_budget": "over budget", "oom": "OOM", "error": "error"}.get(row["status"], row["status"])
+        labels = {"over_budget": "over budget", "over_cap": "over cap", "oom": "OOM", "error": "error"}
+        status = labels.get(row["status"], row["status"])
         cells = [_tex_escape(row["fusion"])]
         if several:
             cells += [str(row["seq_len"]), str(row["d_model"]), str(row["batch_size"]), _tex_escape(row["device"])]

@@ -34,7 +34,7 @@ from tabulate import tabulate
 
 from fusions import build_fusion
 
-from .cli import parse_names, parse_seeds, run_cli
+from .cli import add_data_arguments, modality_names, parse_names, parse_seeds, run_cli
 from .config import Variant, resolve
 from .cost import count_costs
 from .metrics import higher_is_better, main_metric, metric_names
@@ -216,8 +216,7 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="synthetic")
-    parser.add_argument("--data-path", default=None)
+    add_data_arguments(parser)
     parser.add_argument("--seeds", default="3", help="a count (3 -> 0,1,2) or a list (0,1,2)")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--config", default=None, help="TOML file merged over the preset")
@@ -229,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     run = RunSpec(fusions=[REFERENCE], dataset=args.dataset, dataset_path=args.data_path,
-                  seeds=parse_seeds(args.seeds), preset=args.preset, config_file=args.config, epochs=args.epochs,
-                  device=args.device, out=args.out)
+                  modalities=modality_names(args), seeds=parse_seeds(args.seeds), preset=args.preset,
+                  config_file=args.config, epochs=args.epochs, device=args.device, out=args.out)
     run_ablation(run, tuple(parse_names(args.groups, "--groups")), args.orders, quiet=args.quiet)
     return 0
 

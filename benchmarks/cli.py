@@ -76,6 +76,21 @@ def parse_value(text: str):
         return text
 
 
+def add_data_arguments(parser) -> None:
+    """``--dataset``, ``--data-path`` and ``--modalities``, as every training command takes them (read back
+    with ``modality_names``)."""
+    from .data import list_datasets  # noqa: PLC0415 (the loaders only for commands that train)
+
+    parser.add_argument("--dataset", default="synthetic", help=f"one of: {', '.join(list_datasets())}")
+    parser.add_argument("--data-path", default=None, help="dataset file or folder (MOSI also reads MOSI_PATH)")
+    parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
+
+
+def modality_names(args) -> list[str] | None:
+    """The ``--modalities`` of ``add_data_arguments``, parsed; None when not given (every modality)."""
+    return parse_names(args.modalities, "--modalities") if args.modalities else None
+
+
 def parse_fusions(text: str) -> list[str | Variant]:
     """``"all"`` or a comma-separated list of fusion specs: a registered name, or ``name:key=value[:key=value]``
     for that fusion with hyperparameters set (a ``Variant`` labelled by the spec as written, e.g.

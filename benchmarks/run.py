@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .cli import UsageError, parse_fusions, parse_names, parse_seeds, resolve_device, run_cli
+from .cli import UsageError, add_data_arguments, modality_names, parse_fusions, parse_seeds, resolve_device, run_cli
 from .config import (
     CellConfig,
     ConfigError,
@@ -229,9 +229,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--fusions", required=True, help="comma-separated fusion names, or 'all'")
-    parser.add_argument("--dataset", default="synthetic", help=f"one of: {', '.join(list_datasets())}")
-    parser.add_argument("--data-path", default=None, help="dataset file or folder (MOSI also reads MOSI_PATH)")
-    parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
+    add_data_arguments(parser)
     parser.add_argument("--seeds", default="3", help="a count (3 -> 0,1,2) or a list (0,1,2)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides the preset)")
     parser.add_argument("--preset", default="quick", help="quick (CPU-sized) or paper (the papers' settings)")
@@ -259,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         fusions=parse_fusions(args.fusions), dataset=args.dataset, dataset_path=args.data_path,
         seeds=parse_seeds(args.seeds), preset=args.preset, config_file=args.config, epochs=args.epochs,
         device=args.device, amp=args.amp, out=args.out,
-        modalities=parse_names(args.modalities, "--modalities") if args.modalities else None, params=args.params,
+        modalities=modality_names(args), params=args.params,
     )
     if args.storage is None:
         if args.study_name is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fusions import fusion_hparams
+from fusions import fusion_class, fusion_hparams
 
 from . import cost
 from .cli import UsageError, parse_fusions, parse_ints, resolve_device, run_cli
@@ -46,7 +46,8 @@ COLUMNS: dict[str, str] = {
     "batch_size": "samples per batch (latency, throughput and memory are per batch)",
     "device": "cpu or cuda",
     "status": "ok (measured) | over_budget (estimated or first iteration over --budget-seconds / "
-              "--budget-memory-mib: only counted) | oom (out of memory) | error (see note)",
+              "--budget-memory-mib: only counted) | oom (out of memory) | over_cap (more modalities than the "
+              "fusion builds for, e.g. TFN's size cap: nothing counted) | error (see note)",
     "params": "parameters of the fusion (no task head; late fusion owns its heads)",
     "flops": "forward FLOPs per sample: matrix products only, one multiply-add = 2 FLOPs",
     "train_flops": "forward + backward FLOPs per sample of a training step (same convention; optimiser not "
@@ -153,13 +154,18 @@ def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.D
                     dims = [config.feature_dims[i % len(config.feature_dims)] for i in range(n)]
                     budget = cost.Budget(config.budget_seconds, memory_budget, rate)
                     started = time.perf_counter()
-                    try:
-                        result = cost.measure_cell(
-                            spec.fusion, dims, [seq_len] * n, config.batch_size, hparams, device, config.repeats,
-                            config.warmup, budget, config.seed,
-                        )
-                    except Exception as error:  # counting failed: record it and go on
-                        result = {"status": "error", "note": f"{type(error).__name__}: {error}"[:200]}
+                    cap = fusion_class(spec.fusion).max_modalities(**hparams)
+                    if cap is not None and n > cap:
+                        result = {"status": "over_cap",
+                                  "note": f"{spec.fusion} builds for at most {cap} modalities at these settings"}
+                    else:
+                        try:
+                            result = cost.measure_cell(
+                                spec.fusion, dims, [seq_len] * n, config.batch_size, hparams, device,
+                                config.repeats, config.warmup, budget, config.seed,
+                            )
+                        except Exception as error:  # counting failed: record it and go on
+                            result = {"status": "error", "note": f"{type(error).__name__}: {error}"[:200]}
                     row = {
                         "fusion": spec.label, "n_modalities": n, "seq_len": seq_len, "d_model": d_model,
                         "batch_size": config.batch_size, "device": device.type, **result,

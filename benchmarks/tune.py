@@ -51,9 +51,9 @@ from optuna.trial import TrialState
 
 from fusions import fusion_class
 
-from .cli import parse_names, resolve_device, run_cli
+from .cli import add_data_arguments, modality_names, resolve_device, run_cli
 from .config import merge, resolve
-from .data import Dataset, list_datasets
+from .data import Dataset
 from .run import RunSpec, build_config, load_run_dataset
 from .store import atomic_write_csv, atomic_write_json, check_writable
 from .studies import StorageSpec, open_study
@@ -300,9 +300,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--fusion", required=True, help="the fusion to tune")
-    parser.add_argument("--dataset", default="synthetic", help=f"one of: {', '.join(list_datasets())}")
-    parser.add_argument("--data-path", default=None, help="dataset file or folder (MOSI also reads MOSI_PATH)")
-    parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
+    add_data_arguments(parser)
     parser.add_argument("--trials", type=int, default=50, help="trials in the study, over all workers")
     parser.add_argument("--timeout", type=float, default=None, help="seconds after which a worker starts no trial")
     parser.add_argument("--storage", default=None, help="Optuna RDB URL shared by every worker, e.g. "
@@ -330,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tune(TuneSpec(
         fusion=args.fusion, dataset=args.dataset, dataset_path=args.data_path,
-        modalities=parse_names(args.modalities, "--modalities") if args.modalities else None,
+        modalities=modality_names(args),
         trials=args.trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
         workers=args.workers, seed=args.seed, train_seed=args.train_seed, out=args.out, preset=args.preset,
         config_file=args.config, epochs=args.epochs, device=args.device, amp=args.amp, heartbeat=args.heartbeat,

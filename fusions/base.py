@@ -134,3 +134,18 @@ def check_modalities(xs: list[Tensor], masks: list[Tensor], dims: list[int]) -> 
             f"mask {i}: every sample needs at least one real step, real steps first; sample {sample} starts "
             "with padding"
         )
+
+
+def transformer_space(trial, widths: list[int], heads: list[int], max_layers: int) -> dict:
+    """The searched hyperparameters every transformer-based fusion shares, for ``Fusion.search_space``:
+    ``d_model`` from ``widths``, ``num_heads`` from ``heads`` (each must divide every width), ``num_layers``
+    1 to ``max_layers``, ``dim_feedforward`` 1, 2 or 4 times ``d_model`` (searched as ``ff_ratio``) and
+    ``dropout`` 0 to 0.3."""
+    d_model = trial.suggest_categorical("d_model", widths)
+    return {
+        "d_model": d_model,
+        "num_heads": trial.suggest_categorical("num_heads", heads),
+        "num_layers": trial.suggest_int("num_layers", 1, max_layers),
+        "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+    }

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Fusion, FusionOutput
+from .base import Fusion, FusionOutput, transformer_space
 from .layers import Dropout, PositionalEncoding, StackedTransformer, masked_mean
 from .registry import register_fusion
 
@@ -201,15 +201,8 @@ class GatedRecurrentFusion(Fusion):
         order is not searched)."""
         from itertools import permutations  # noqa: PLC0415
 
-        d_model = trial.suggest_categorical("d_model", [32, 64, 128])
-        hparams = {
-            "d_model": d_model,
-            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 4, 8]),
-            "num_layers": trial.suggest_int("num_layers", 1, 4),
-            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-            "aux_weight": trial.suggest_float("aux_weight", 0.0, 1.0),
-        }
+        hparams = transformer_space(trial, [32, 64, 128], [1, 2, 4, 8], max_layers=4)
+        hparams["aux_weight"] = trial.suggest_float("aux_weight", 0.0, 1.0)
         if len(modality_names) <= 6:
             orders = [">".join(order) for order in permutations(modality_names)]
             hparams["order"] = trial.suggest_categorical("order", orders).split(">")

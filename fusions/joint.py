@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Fusion, FusionOutput
+from .base import Fusion, FusionOutput, transformer_space
 from .layers import PositionalEncoding, StackedTransformer, masked_mean
 from .registry import register_fusion
 
@@ -67,11 +67,4 @@ class JointTransformer(Fusion):
     def search_space(cls, trial, modality_names: list[str]) -> dict:
         """One encoder over all tokens at GRF's scale: d_model 32-128 with 1-8 heads (each divides every
         d_model), 1-4 layers, feed-forward 1-4x, dropout 0-0.3."""
-        d_model = trial.suggest_categorical("d_model", [32, 64, 128])
-        return {
-            "d_model": d_model,
-            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 4, 8]),
-            "num_layers": trial.suggest_int("num_layers", 1, 4),
-            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-        }
+        return transformer_space(trial, [32, 64, 128], [1, 2, 4, 8], max_layers=4)

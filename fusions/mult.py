@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Fusion, FusionOutput
+from .base import Fusion, FusionOutput, transformer_space
 from .layers import StackedTransformer, last_real_step
 from .registry import register_fusion
 
@@ -237,11 +237,4 @@ class MultimodalTransformer(Fusion):
         """Around MulT's code defaults (30-d, 5 heads, 5 layers, feed-forward 4x, residual dropout 0.1): d_model
         20-60 with 1, 2 or 5 heads (each divides every d_model and every ``(n - 1) * d_model`` memory), 1-5
         layers, feed-forward 1-4x, residual dropout 0-0.3; MulT's other dropouts stay at its defaults."""
-        d_model = trial.suggest_categorical("d_model", [20, 30, 40, 60])
-        return {
-            "d_model": d_model,
-            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 5]),
-            "num_layers": trial.suggest_int("num_layers", 1, 5),
-            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-        }
+        return transformer_space(trial, [20, 30, 40, 60], [1, 2, 5], max_layers=5)

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import Fusion, FusionOutput
+from .base import Fusion, FusionOutput, transformer_space
 from .layers import Dropout, PositionalEncoding, StackedLinear, StackedTransformer, pool, stacked_apply
 from .registry import register_fusion
 
@@ -125,11 +125,4 @@ class PairwiseCrossAttention(Fusion):
         """At MulT's scale (its code: 30-d per modality, 5 heads, 5 cross-modal layers, feed-forward 4x, dropout
         0.1): d_model 20-60 with 1, 2 or 5 heads (each divides every d_model, and so every memory width),
         1-5 layers (the costly choice: ``n(n - 1)`` cross stacks), feed-forward 1-4x, dropout 0-0.3."""
-        d_model = trial.suggest_categorical("d_model", [20, 30, 40, 60])
-        return {
-            "d_model": d_model,
-            "num_heads": trial.suggest_categorical("num_heads", [1, 2, 5]),
-            "num_layers": trial.suggest_int("num_layers", 1, 5),
-            "dim_feedforward": d_model * trial.suggest_categorical("ff_ratio", [1, 2, 4]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-        }
+        return transformer_space(trial, [20, 30, 40, 60], [1, 2, 5], max_layers=5)

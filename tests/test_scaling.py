@@ -79,6 +79,18 @@ def test_one_failing_cell_does_not_stop_the_sweep(monkeypatch, keep_threads):
     assert set(status.values()) == {"ok"}
 
 
+def test_a_fusion_over_its_size_cap_is_recorded_not_built(keep_threads):
+    """TFN beyond its tensor-size cap: ``over_cap`` with the cap in the note; the counts it could build go on."""
+    argv = [*SMALL, "--fusions", "tfn:max_tensor_size=4096", "--modalities", "2,3,4"]
+    config = scaling.config_from_args(scaling.build_parser().parse_args(argv))
+    records = scaling.run_sweep(config, log=lambda line: None)
+    cap = fusions.fusion_class("tfn").max_modalities(d_model=int(records["d_model"][0]), max_tensor_size=4096)
+    assert list(records["status"]) == ["ok" if n <= cap else "over_cap" for n in records["n_modalities"]]
+    assert "over_cap" in set(records["status"]) and "ok" in set(records["status"])
+    over = records[records["status"] == "over_cap"]
+    assert over["params"].isna().all() and f"at most {cap} modalities" in over["note"].iloc[0]
+
+
 def test_defaults_are_the_issue_command():
     args = scaling.build_parser().parse_args([])
     config = scaling.config_from_args(args)
