@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from benchmarks.metrics import higher_is_better  # noqa: E402
 
@@ -114,6 +114,7 @@ def metric_vs_flops(records: pd.DataFrame, metric: str, path: Path) -> list[Path
     ax.step(front["flops"], front["value"], where="post", color="0.3", linestyle="--", linewidth=1,
             label="Pareto front")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (2x10^4, 3x10^4, ...) overlap
     ax.set_xlabel("forward FLOPs per sample (log scale)")
     ax.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1))
