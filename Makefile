@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)" -e '.[test]'
+	$(BIN)/pip install --quiet $(TORCH) -e '.[test]'
 	touch $@
 
 setup: $(VENV)/.installed
