@@ -25,37 +25,16 @@ from benchmarks.metrics import REGRESSION_METRICS
 from benchmarks.run import RunSpec, main, run_benchmark
 from benchmarks.studies import StorageSpec, open_study
 from benchmarks.workqueue import ERROR, UNIT, WORKER, attempts, enqueue, last_attempts, work
+from tests.test_run import TINY_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("FUSIONBENCH_PG_URL")
 needs_postgres = pytest.mark.skipif(not PG_URL, reason="needs FUSIONBENCH_PG_URL (a PostgreSQL server)")
-TINY = """
-[protocol]
-warmup_epochs = 1
-max_epochs = {epochs}
-patience = 10
-batch_size = 16
-
-[datasets.synthetic]
-sizes = [48, 24, 24]
-seq_lens = 8
-dims = [12, 5, 7]
-
-[fusions.grf]
-d_model = 8
-num_heads = 2
-num_layers = 1
-dim_feedforward = 16
-
-[fusions.concat]
-d_model = 8
-dim_feedforward = 16
-"""
 
 
 def tiny_config(folder: Path, epochs: int = 2) -> Path:
     path = folder / f"tiny{epochs}.toml"
-    path.write_text(TINY.format(epochs=epochs))
+    path.write_text(TINY_CONFIG.replace("max_epochs = 2", f"max_epochs = {epochs}"))
     return path
 
 

@@ -27,26 +27,16 @@ from benchmarks.train import resolve_hparams
 from benchmarks.tune import TuneSpec, main, tune
 from benchmarks.workqueue import UNIT
 from tests.conftest import random_modalities
+from tests.test_run import TINY_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("FUSIONBENCH_PG_URL")
-TINY = """
-[protocol]
-warmup_epochs = 1
-max_epochs = 2
-patience = 5
-
-[datasets.synthetic]
-sizes = [48, 24, 24]
-seq_lens = 8
-dims = [12, 5, 7]
-"""
 
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.toml"
-    path.write_text(TINY)
+    path.write_text(TINY_CONFIG)
     return path
 
 
