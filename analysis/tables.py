@@ -134,6 +134,17 @@ def per_seed_table(records: pd.DataFrame, metrics: list[str], by: str = "fusion"
     return tabulate(body, headers=[by, "seed", *metrics], tablefmt="github")
 
 
+LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "Δ": r"$\Delta$", "×": r"$\times$"}
+
+
+def latex_symbols(text: str) -> str:
+    """``text`` with the table symbols (± ↑ ↓ Δ ×) as LaTeX math, so pdfLaTeX compiles it without Unicode
+    set-up."""
+    for char, math in LATEX_SYMBOLS.items():
+        text = text.replace(char, math)
+    return text
+
+
 def _latex_escape(text: str) -> str:
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
         text = text.replace(char, escaped)
@@ -148,13 +159,13 @@ def latex_table(
     """A booktabs LaTeX table (``\\usepackage{booktabs}``): mean $\\pm$ std, best in bold, markers, legend
     (LaTeX source, inserted as it is)."""
     header, body = _cells(records, metrics, by, digits, lambda s: f"\\textbf{{{s}}}", markers, higher)
-    header = [_latex_escape(h).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for h in header]
+    header = [latex_symbols(_latex_escape(h)) for h in header]
     lines = [
         r"\begin{table}[t]", r"\centering",
         rf"\begin{{tabular}}{{l{'c' * len(metrics)}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule",
     ]
     for row in body:
-        cells = [_latex_escape(row[0])] + [c.replace("±", r"$\pm$") for c in row[1:]]
+        cells = [_latex_escape(row[0])] + [latex_symbols(c) for c in row[1:]]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     seeds = records.groupby(by).size()

@@ -42,6 +42,8 @@ from .run import RunSpec, build_config, load_run_dataset, run_benchmark
 from .store import atomic_write_csv, atomic_write_text
 from .train import resolve_hparams
 
+TABLE_LEGEND = ("Δ: variant minus full GRF (mean over seeds); p: paired t-test by seed, Holm-adjusted over every "
+                "variant × metric; * p < 0.05, ** p < 0.01, *** p < 0.001. FLOPs: fusion forward per sample.")
 GROUPS = ("gate", "attention", "context", "weights", "order", "aux", "layers")
 REFERENCE = "grf"
 
@@ -149,13 +151,24 @@ def table_text(summary: pd.DataFrame, task: str, fmt: str) -> str:
     for _, row in summary.iterrows():
         cells = [row["group"], row["fusion"]]
         cells += [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in shown]
-        diff = "" if pd.isna(row.get("diff")) else f"{row['diff']:+.3f}{row.get('marker', '')}"
+        marker = row.get("marker")
+        diff = "" if pd.isna(row.get("diff")) else f"{row['diff']:+.3f}{marker if isinstance(marker, str) else ''}"
         p = "" if pd.isna(row.get("t_pvalue_holm")) else f"{row['t_pvalue_holm']:.3g}"
         cells += [diff, p, f"{int(row['params']):,}", f"{row['flops'] / 1e6:,.2f}"]
         body.append(cells)
     arrows = [f"{m} {'↑' if higher_is_better(m) else '↓'}" for m in shown]
     header = ["group", "variant", *arrows, f"Δ{main} vs grf", "p (Holm)", "params", "MFLOPs/sample"]
-    return tabulate(body, headers=header, tablefmt=fmt)
+    diff_column = header.index(f"Δ{main} vs grf")  # kept as text: number parsing would drop the "+"
+    return tabulate(body, headers=header, tablefmt=fmt, disable_numparse=[diff_column])
+
+
+def write_tables(out: Path, summary: pd.DataFrame, task: str) -> None:
+    """``ablation.md`` and ``ablation.tex`` (pdfLaTeX-safe symbols) from the summary of ``ablation.csv``."""
+    from analysis.tables import latex_symbols  # noqa: PLC0415 (as the other analysis imports here)
+
+    atomic_write_text(out / "ablation.md", table_text(summary, task, "github") + f"\n\n{TABLE_LEGEND}\n")
+    tex = table_text(summary, task, "latex_booktabs") + f"\n% {TABLE_LEGEND}\n"
+    atomic_write_text(out / "ablation.tex", latex_symbols(tex))
 
 
 def ablation_figure(records: pd.DataFrame, groups: dict[str, str], task: str, path: Path) -> list[Path]:
@@ -201,16 +214,13 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
     groups = {a.variant.label: a.group for a in found}
     summary = summarise(records, groups, variant_costs(config, described, data, run.fusions), data.task)
     atomic_write_csv(out / "ablation.csv", summary)
-    legend = ("Δ: variant minus full GRF (mean over seeds); p: paired t-test by seed, Holm-adjusted over every "
-              "variant × metric; * p < 0.05, ** p < 0.01, *** p < 0.001. FLOPs: fusion forward per sample.")
-    atomic_write_text(out / "ablation.md", table_text(summary, data.task, "github") + f"\n\n{legend}\n")
-    atomic_write_text(out / "ablation.tex", table_text(summary, data.task, "latex_booktabs") + f"\n% {legend}\n")
+    write_tables(out, summary, data.task)
     order_labels = [a.variant.label for a in found if a.group in ("reference", "order")]
     atomic_write_csv(out / "order.csv", order_test(records, order_labels, data.task))
     ablation_figure(records, groups, data.task, out / "figures" / "ablation")
     if not quiet:
         print(table_text(summary, data.task, "simple"))
-        print(legend)
+        print(TABLE_LEGEND)
     return summary
 
 

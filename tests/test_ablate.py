@@ -41,7 +41,12 @@ def test_ablation_command_writes_table_tests_and_figure(tmp_path):
     for name in ("ablation.csv", "ablation.md", "ablation.tex", "order.csv", "figures/ablation.png",
                  "figures/ablation.pdf"):
         assert (out / name).stat().st_size > 0, name
-    assert r"\toprule" in (out / "ablation.tex").read_text()
+    tex = (out / "ablation.tex").read_text()
+    assert r"\toprule" in tex and r"$\Delta$mae" in tex and r"$\pm$" in tex
+    assert tex.isascii(), "pdfLaTeX without Unicode set-up stops at the first non-ASCII character"
+    differences = [line.split("|")[7].strip() for line in (out / "ablation.md").read_text().splitlines()[3:]
+                   if line.startswith("|")]
+    assert differences and all(d[0] in "+-" for d in differences), differences  # signed, as the legend says
     order = pd.read_csv(out / "order.csv")
     assert order.loc[0, "orders"] == 6 and 0 <= order.loc[0, "friedman_pvalue"] <= 1
 
