@@ -34,7 +34,7 @@ from tabulate import tabulate
 
 from fusions import build_fusion
 
-from .cli import add_data_arguments, modality_names, parse_names, parse_seeds, run_cli
+from .cli import add_data_arguments, add_training_arguments, modality_names, parse_names, parse_seeds, run_cli
 from .config import Variant, resolve
 from .cost import count_costs
 from .metrics import higher_is_better, main_metric, metric_names
@@ -228,10 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
     parser.add_argument("--seeds", default="3", help="a count (3 -> 0,1,2) or a list (0,1,2)")
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--config", default=None, help="TOML file merged over the preset")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--device", default="auto")
+    add_training_arguments(parser)
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"subset of {','.join(GROUPS)}")
     parser.add_argument("--orders", type=int, default=5, help="orders sampled when there are > 4 modalities")
     parser.add_argument("--out", default=None, help="output folder (default results/ablate/<dataset>)")

@@ -28,7 +28,7 @@ import pandas as pd
 
 from fusions import build_fusion, fusion_class
 
-from .cli import parse_fusions, parse_ints, parse_seeds
+from .cli import add_training_arguments, parse_fusions, parse_ints, parse_seeds
 from .config import Variant, resolve
 from .cost import count_costs
 from .metrics import main_metric
@@ -128,10 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modalities", default=None, help="modality counts (mfeat: 2..6; synthetic: any >= 2)")
     parser.add_argument("--subsets", type=int, default=2, help="mfeat: random subsets per count beside the nested")
     parser.add_argument("--seeds", default="3")
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--config", default=None)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--device", default="auto")
+    add_training_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="default results/scaling-train/<dataset>")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)

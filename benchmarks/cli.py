@@ -86,6 +86,14 @@ def add_data_arguments(parser) -> None:
     parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
 
 
+def add_training_arguments(parser) -> None:
+    """``--preset``, ``--config``, ``--epochs`` and ``--device``, as every command that trains takes them."""
+    parser.add_argument("--preset", default="quick", help="quick (CPU-sized) or paper (the papers' settings)")
+    parser.add_argument("--config", default=None, help="TOML file merged over the preset")
+    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides the preset)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+
+
 def modality_names(args) -> list[str] | None:
     """The ``--modalities`` of ``add_data_arguments``, parsed; None when not given (every modality)."""
     return parse_names(args.modalities, "--modalities") if args.modalities else None

@@ -18,7 +18,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .cli import UsageError, add_data_arguments, modality_names, parse_fusions, parse_seeds, resolve_device, run_cli
+from .cli import (
+    UsageError,
+    add_data_arguments,
+    add_training_arguments,
+    modality_names,
+    parse_fusions,
+    parse_seeds,
+    resolve_device,
+    run_cli,
+)
 from .config import (
     CellConfig,
     ConfigError,
@@ -231,12 +240,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fusions", required=True, help="comma-separated fusion names, or 'all'")
     add_data_arguments(parser)
     parser.add_argument("--seeds", default="3", help="a count (3 -> 0,1,2) or a list (0,1,2)")
-    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides the preset)")
-    parser.add_argument("--preset", default="quick", help="quick (CPU-sized) or paper (the papers' settings)")
-    parser.add_argument("--config", default=None, help="TOML file merged over the preset")
+    add_training_arguments(parser)
     parser.add_argument("--params", default=None,
                         help="tuned parameters: 'tuned' (results/tune) or the --out folder of a benchmarks.tune run")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--out", default=None, help="output folder (default results/<dataset>)")
     parser.add_argument("--quiet", action="store_true", help="no progress and no table on the terminal")

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from fusions import build_predictor, list_fusions
 
 from .cli import resolve_device
 from .cost import Summary, make_inputs, time_iterations
+from .store import atomic_write_csv, atomic_write_json, atomic_write_text, check_writable, run_metadata
+from .train import prediction_loss
 
 MOSI_DIMS = [300, 5, 20]
 GRF_PAPER = dict(d_model=64, num_heads=4, num_layers=4, dim_feedforward=256, dropout=0.2)
@@ -40,13 +43,10 @@ TARGET_SPEEDUP = 1.5
 
 
 def training_step(predictor, optimizer, xs, masks, target) -> None:
-    """One optimisation step of ``predictor`` on one batch: L1 loss plus the weighted auxiliary L1 loss."""
+    """One optimisation step of ``predictor`` on one batch (``target`` [batch]): the training objective of
+    ``benchmarks.train`` (L1 plus the weighted auxiliary L1 loss), backward, optimiser step."""
     optimizer.zero_grad(set_to_none=True)
-    prediction = predictor(xs, masks)
-    loss = F.l1_loss(prediction.output, target)
-    if prediction.aux_output is not None:
-        loss = loss + predictor.aux_weight * F.l1_loss(prediction.aux_output, target)
-    loss.backward()
+    prediction_loss(predictor, predictor(xs, masks), target, "regression").backward()
     optimizer.step()
 
 
@@ -62,7 +62,7 @@ def measure_speed(
     torch.manual_seed(seed)
     predictor = build_predictor(name, MOSI_DIMS, task="regression", **hparams).to(device)
     xs, masks = make_inputs(MOSI_DIMS, [seq_len] * 3, batch_size, device, seed)
-    target = torch.empty(batch_size, 1, device=device).uniform_(-3, 3)
+    target = torch.empty(batch_size, device=device).uniform_(-3, 3)
     optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-3)
 
     def train():
@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--out", type=Path, default=Path("results/speed"),
+                        help="folder for speed.csv (one row per fusion), speed.md and meta.json")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.fusions.split(",")]
     unknown = [name for name in names if name not in SETTINGS or name not in list_fusions()]
@@ -122,10 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    check_writable(args.out)
     results = [measure_speed(name, repeats=args.repeats, warmup=args.warmup, device=args.device) for name in names]
-    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch 32, "
-          f"50 steps, dims 300/5/20; target: {TARGET_SPEEDUP}x faster than the reference\n")
-    print(report(results))
+    heading = (f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch 32, "
+               f"50 steps, dims 300/5/20; target: {TARGET_SPEEDUP}x faster than the reference")
+    atomic_write_csv(args.out / "speed.csv", pd.DataFrame(results).assign(threads=torch.get_num_threads()))
+    atomic_write_text(args.out / "speed.md", f"{heading}\n\n{report(results)}\n")
+    atomic_write_json(args.out / "meta.json", run_metadata(resolve_device(args.device), repeats=args.repeats,
+                                                           warmup=args.warmup, threads=torch.get_num_threads()))
+    print(f"{heading}\n\n{report(results)}\n\nwritten to {args.out}")
     return 0
 
 

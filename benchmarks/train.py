@@ -104,6 +104,15 @@ def task_loss(task: str, output: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return F.cross_entropy(output.float(), labels)
 
 
+def prediction_loss(model: Predictor, prediction, labels: torch.Tensor, task: str) -> torch.Tensor:
+    """The training objective of one batch: the task loss of ``prediction.output``, plus ``model.aux_weight``
+    times the task loss of the auxiliary head's output where the fusion has one (GRF)."""
+    loss = task_loss(task, prediction.output, labels)
+    if prediction.aux_output is not None:
+        loss = loss + model.aux_weight * task_loss(task, prediction.aux_output, labels)
+    return loss
+
+
 def autocast(device: torch.device, amp: bool):
     """bf16 autocast on CUDA when ``amp``; nothing otherwise."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
@@ -205,10 +214,7 @@ def train_cell(
         loss_sum, seen = torch.zeros((), device=device), 0
         for xs, masks, labels in train_batches.shuffled(protocol.batch_size, order):
             with autocast(device, amp):
-                prediction = model(xs, masks)
-                loss = task_loss(data.task, prediction.output, labels)
-                if prediction.aux_output is not None:
-                    loss = loss + model.aux_weight * task_loss(data.task, prediction.aux_output, labels)
+                loss = prediction_loss(model, model(xs, masks), labels, data.task)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)

@@ -51,7 +51,7 @@ from optuna.trial import TrialState
 
 from fusions import fusion_class
 
-from .cli import add_data_arguments, modality_names, resolve_device, run_cli
+from .cli import add_data_arguments, add_training_arguments, modality_names, resolve_device, run_cli
 from .config import merge, resolve
 from .data import Dataset
 from .run import RunSpec, build_config, load_run_dataset
@@ -312,10 +312,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-seed", type=int, default=0, help="the training seed of every trial")
     parser.add_argument("--out", default=DEFAULT_TUNE_OUT, help="output folder (benchmarks.run --params reads "
                                                                "results/tune, or --params <out>)")
-    parser.add_argument("--preset", default="quick", help="quick or paper: everything not searched")
-    parser.add_argument("--config", default=None, help="TOML file merged over the preset")
-    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per trial")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    add_training_arguments(parser)
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--heartbeat", type=int, default=30,
                         help="seconds between heartbeats (RDB storages); a trial silent for 3 runs again")

@@ -38,3 +38,11 @@ def random_modalities(
 @pytest.fixture(params=fusions.list_fusions())
 def fusion_name(request) -> str:
     return request.param
+
+
+@pytest.fixture
+def keep_threads():
+    """Restores torch's CPU thread count after a test that sets it (``--threads``)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -21,13 +21,6 @@ SMALL = [
 ]
 
 
-@pytest.fixture
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_small_sweep_end_to_end(tmp_path, keep_threads, capsys):
     assert scaling.main([*SMALL, "--out", str(tmp_path)]) == 0
     records = pd.read_csv(tmp_path / "scaling.csv")
