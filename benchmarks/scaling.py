@@ -235,7 +235,7 @@ def readme_text(records, exponents, findings, command, wall_seconds, figure_path
         "activations, dropout, bias adds and the optimiser are not counted. **Latency** is the median (and IQR) "
         "wall-clock time per batch after warm-up. **Peak memory** counts tensor storage (CUDA: "
         "`max_memory_allocated`; CPU: PyTorch's allocator events via `torch.profiler`), including parameters, "
-        "gradients, Adam state and inputs. Details: the docstring of `benchmarks/cost.py`.", "",
+        "gradients, Adam state and inputs. Details: the docstring of `benchmarks/cost/__init__.py`.", "",
         f"## Fitted exponents (cost ~ n^k, least squares on log-log points with n >= {min_n}, 95% interval)", "",
         analysis.exponent_summary(exponents).to_markdown(index=False) if len(exponents) else "(no fits)", "",
     ]

@@ -64,7 +64,7 @@ def test_one_failing_cell_does_not_stop_the_sweep(monkeypatch, keep_threads):
             fusion.fuse = fail
         return fusion
 
-    monkeypatch.setattr(cost, "build_on", build_on)
+    monkeypatch.setattr(cost.harness, "build_on", build_on)  # where measure_cell looks it up
     config = scaling.config_from_args(scaling.build_parser().parse_args([*SMALL, "--fusions", "concat,late"]))
     records = scaling.run_sweep(config, log=lambda line: None)
     status = dict(zip(zip(records["fusion"], records["n_modalities"]), records["status"]))
