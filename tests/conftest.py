@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,16 @@ def keep_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """FUSIONBENCH_PG_URL, the PostgreSQL database of the multi-worker tests (``.ci/run`` starts a server and
+    sets it). Without it the test skips, except under CI (``CI`` set), where a missing server is a failure:
+    a broken server start must not give a green run that tested nothing shared."""
+    url = os.environ.get("FUSIONBENCH_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but FUSIONBENCH_PG_URL is not: .ci/run could not start PostgreSQL")
+        pytest.skip("needs FUSIONBENCH_PG_URL (a PostgreSQL server)")
+    return url

@@ -5,6 +5,7 @@ FUSIONBENCH_PG_URL, real worker processes on PostgreSQL, one of them killed midw
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -28,8 +29,6 @@ from benchmarks.workqueue import ERROR, UNIT, WORKER, attempts, enqueue, last_at
 from tests.test_run import TINY_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("FUSIONBENCH_PG_URL")
-needs_postgres = pytest.mark.skipif(not PG_URL, reason="needs FUSIONBENCH_PG_URL (a PostgreSQL server)")
 
 
 def tiny_config(folder: Path, epochs: int = 2) -> Path:
@@ -140,44 +139,110 @@ def done_cells(out: Path) -> set[str]:
 
 
 @pytest.fixture
-def pg_study():
+def pg_study(pg_url):
     """A fresh study name in the PostgreSQL database, deleted afterwards."""
     name = f"test-grid-{uuid.uuid4().hex[:8]}"
     yield name
-    storage = StorageSpec(url=PG_URL).open()
+    storage = StorageSpec(url=pg_url).open()
     if name in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
         optuna.delete_study(study_name=name, storage=storage)
 
 
-@pytest.mark.postgres
-@needs_postgres
-def test_postgres_two_workers_share_the_grid(tmp_path, pg_study):
-    """Two worker processes on one grid in PostgreSQL: every cell done exactly once, records in both runs.csv."""
-    args = ["--fusions", "grf,concat", "--seeds", "3", "--config", str(tiny_config(tmp_path, epochs=3)),
-            "--storage", PG_URL, "--study-name", pg_study, "--heartbeat", "1", "--quiet", "--no-report"]
-    workers = [start_worker(args, tmp_path / f"m{k}") for k in range(2)]
-    outputs = [worker.communicate(timeout=300) for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], outputs
+def wait_for(condition, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
 
-    study = optuna.load_study(study_name=pg_study, storage=StorageSpec(url=PG_URL).open())
+
+@pytest.mark.postgres
+def test_postgres_two_workers_share_the_grid(tmp_path, pg_url, pg_study):
+    """Two worker processes on one grid in PostgreSQL: every cell done exactly once, records in both runs.csv,
+    and each worker trained at least one cell. That last part is made certain, not left to timing: worker A is
+    frozen (SIGSTOP) inside its first cell until worker B has finished one; the 20-second heartbeat keeps A's
+    claim from going stale meanwhile."""
+    args = ["--fusions", "grf,concat", "--seeds", "3", "--config", str(tiny_config(tmp_path, epochs=3)),
+            "--storage", pg_url, "--study-name", pg_study, "--heartbeat", "20", "--quiet", "--no-report"]
+    a = start_worker(args, tmp_path / "m0")
+    wait_for(lambda: list((tmp_path / "m0").glob("cells/*/seed*/config.json")), "worker A claims a cell")
+    a.send_signal(signal.SIGSTOP)
+    try:
+        b = start_worker(args, tmp_path / "m1")
+        wait_for(lambda: done_cells(tmp_path / "m1") or b.poll() is not None, "worker B finishes a cell")
+    finally:
+        a.send_signal(signal.SIGCONT)
+    outputs = [worker.communicate(timeout=300) for worker in (a, b)]
+    assert [worker.returncode for worker in (a, b)] == [0, 0], outputs
+
+    study = optuna.load_study(study_name=pg_study, storage=StorageSpec(url=pg_url).open())
     latest = last_attempts(study, [t.user_attrs[UNIT] for t in study.get_trials()])
     assert len(latest) == 6 and all(t.state == TrialState.COMPLETE for t in latest.values())
     complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
     assert len(complete) == 6  # no cell completed twice
     trained = [done_cells(tmp_path / f"m{k}") for k in range(2)]
+    assert trained[0] and trained[1], trained  # both workers took part
     assert trained[0] | trained[1] == set(latest) and not trained[0] & trained[1]  # no cell trained twice
     for k in range(2):
         runs = pd.read_csv(tmp_path / f"m{k}" / "runs.csv")
         assert len(runs) == 6 and not runs.duplicated(["fusion", "seed"]).any()
 
 
+def _race_for_the_unit(storage: StorageSpec, name: str, barrier, ran) -> None:
+    """One worker process: open the study, wait for the others, then work on its single unit."""
+    study = open_study(storage, name)
+    barrier.wait(timeout=120)
+    work(study, ["u"], lambda trial: ran.put(os.getpid()) or 1.0, storage.retry())
+
+
+def assert_one_worker_runs_the_waiting_unit(storage: StorageSpec, name: str, processes: int = 4) -> None:
+    """``processes`` forked workers released at one instant on a study whose only unit is WAITING: exactly one
+    runs it, and it ends COMPLETE."""
+    enqueue(open_study(storage, name), {"u": {}})
+    context = multiprocessing.get_context("fork")
+    barrier, ran = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=_race_for_the_unit, args=(storage, name, barrier, ran))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * processes
+    winners = []
+    while not ran.empty():
+        winners.append(ran.get())
+    assert len(winners) == 1, winners
+    (trial,) = optuna.load_study(study_name=name, storage=storage.open()).get_trials()
+    assert trial.state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_workers_racing_for_one_waiting_unit_run_it_once(tmp_path, kind):
+    """The losers see the unit RUNNING and look again after one heartbeat (1 s) until it is finished."""
+    for repeat in range(5):
+        storage = (StorageSpec(url=f"sqlite:///{tmp_path / f'race{repeat}.db'}", heartbeat=1) if kind == "sqlite"
+                   else StorageSpec(journal=str(tmp_path / f"race{repeat}.journal")))
+        assert_one_worker_runs_the_waiting_unit(storage, "race")
+
+
 @pytest.mark.postgres
-@needs_postgres
-def test_postgres_killed_workers_cell_is_finished_by_the_other(tmp_path, pg_study):
+def test_postgres_workers_racing_for_one_waiting_unit_run_it_once(pg_url):
+    names = [f"race-{uuid.uuid4().hex[:8]}" for _ in range(5)]
+    try:
+        for name in names:
+            assert_one_worker_runs_the_waiting_unit(StorageSpec(url=pg_url, heartbeat=1), name)
+    finally:
+        storage = StorageSpec(url=pg_url).open()
+        for summary in optuna.get_all_study_summaries(storage):
+            if summary.study_name in names:
+                optuna.delete_study(study_name=summary.study_name, storage=storage)
+
+
+@pytest.mark.postgres
+def test_postgres_killed_workers_cell_is_finished_by_the_other(tmp_path, pg_url, pg_study):
     """Worker A is killed (SIGKILL) in the middle of a cell after finishing another; worker B, started then,
     runs the rest, waits for A's cell to go stale (3 missed 1-second heartbeats), and runs it again."""
     args = ["--fusions", "grf,concat", "--seeds", "2", "--config", str(tiny_config(tmp_path, epochs=8)),
-            "--storage", PG_URL, "--study-name", pg_study, "--heartbeat", "1", "--quiet", "--no-report"]
+            "--storage", pg_url, "--study-name", pg_study, "--heartbeat", "1", "--quiet", "--no-report"]
     a_out, b_out = tmp_path / "a", tmp_path / "b"
     a = start_worker(args, a_out)
     deadline = time.monotonic() + 240
@@ -193,7 +258,7 @@ def test_postgres_killed_workers_cell_is_finished_by_the_other(tmp_path, pg_stud
     stdout, stderr = b.communicate(timeout=300)
     assert b.returncode == 0, stderr
 
-    study = optuna.load_study(study_name=pg_study, storage=StorageSpec(url=PG_URL).open())
+    study = optuna.load_study(study_name=pg_study, storage=StorageSpec(url=pg_url).open())
     trials = study.get_trials()
     killed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(killed) == 1 and killed[0].user_attrs[WORKER].endswith(f":{a.pid}") and ERROR not in killed[0].user_attrs
@@ -212,14 +277,13 @@ def test_postgres_killed_workers_cell_is_finished_by_the_other(tmp_path, pg_stud
 
 
 @pytest.mark.postgres
-@needs_postgres
-def test_postgres_concurrent_enqueues_run_each_unit_once(pg_study):
+def test_postgres_concurrent_enqueues_run_each_unit_once(pg_url, pg_study):
     """Two processes adding the same units at the same moment: each unit still runs exactly once."""
     names = [f"u{k}" for k in range(20)]
     barrier = threading.Barrier(2)
 
     def add() -> None:
-        study = open_study(StorageSpec(url=PG_URL), pg_study)
+        study = open_study(StorageSpec(url=pg_url), pg_study)
         barrier.wait()
         enqueue(study, {name: {} for name in names})
 
@@ -228,7 +292,7 @@ def test_postgres_concurrent_enqueues_run_each_unit_once(pg_study):
         thread.start()
     for thread in threads:
         thread.join()
-    storage = StorageSpec(url=PG_URL, heartbeat=1)
+    storage = StorageSpec(url=pg_url, heartbeat=1)
     study = open_study(storage, pg_study)
     ran = []
     work(study, names, lambda trial: ran.append(trial.user_attrs[UNIT]) or 1.0, storage.retry())
