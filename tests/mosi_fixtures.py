@@ -93,10 +93,11 @@ def _truth(parts: dict[str, list[Segment]]) -> dict:
 
 
 def write_mult(path: Path, segments: list[Segment], aligned: bool = True, dims=(300, 5, 20), steps=None,
-               with_ids: bool = True, seed: int = 0) -> dict:
-    """A MulT pickle (``mosi_data.pkl`` / ``mosi_data_noalign.pkl``): left zero padding, ``-inf`` in audio,
-    ``labels`` ``[N, 1, 1]``, ``id`` ``[N, 3]`` bytes (``video_clip``, start, end). The first segment of each
-    split has no vision (all-zero rows)."""
+               with_ids: bool = True, seed: int = 0, side: str = "left") -> dict:
+    """A MulT pickle (``mosi_data.pkl`` / ``mosi_data_noalign.pkl``): zero padding on ``side`` (MulT's own files:
+    left; the same ``seed`` gives the same real steps on either side), ``-inf`` in audio, ``labels`` ``[N, 1, 1]``,
+    ``id`` ``[N, 3]`` bytes (``video_clip``, start, end). The first segment of each split has no vision (all-zero
+    rows)."""
     rng = np.random.default_rng(seed)
     steps = steps or ((50, 50, 50) if aligned else (50, 375, 500))
     parts = by_split(segments)
@@ -114,7 +115,7 @@ def write_mult(path: Path, segments: list[Segment], aligned: bool = True, dims=(
                 for r in real:
                     r[-1, 0] = -np.inf  # COVAREP's -inf; never turns a row all-zero
             truth[split][m] = [np.where(np.isfinite(r), r, 0) for r in real]
-            arrays[m] = _pad(real, length, dim, "left")
+            arrays[m] = _pad(real, length, dim, side)
         data[split] = {**arrays, "labels": truth[split]["labels"].reshape(n, 1, 1)}
         if with_ids:
             data[split]["id"] = np.array([[s.id, f"{s.clip * 4.1:.3f}", f"{s.clip * 4.1 + 3:.3f}"] for s in segs],
@@ -190,13 +191,16 @@ SDK_NAMES = {"text": "CMU_MOSI_TimestampedWordVectors.csd", "audio": "CMU_MOSI_C
 
 
 def write_sdk_folder(folder: Path, intervals: dict[str, tuple[np.ndarray, np.ndarray]], dims=(300, 74, 47),
-                     words_per_segment: int = 3, labels_file: Path | None = None, seed: int = 0) -> dict:
+                     words_per_segment: int = 3, labels_file: Path | None = None, seed: int = 0,
+                     missing: dict[str, list[str]] | None = None) -> dict:
     """A ``.csd`` folder for the given label intervals ``{video: (intervals [k, 2], labels [k])}`` (written too,
     unless ``labels_file`` is copied instead). Each segment longer than 1 ms holds ``words_per_segment`` words
     that split it evenly; each word has two COVAREP frames (the first word of a video has a ``-inf``) and one
-    Facet frame, except every third word, which has none (the loader must give it a zero step).
+    Facet frame, except every third word, which has none (the loader must give it a zero step). ``missing``:
+    per modality, videos left out of that modality's ``.csd`` (a face detector that failed on a video).
 
-    Returns the truth per video segment ``{(video, k): {"text", "audio", "vision"}}`` (word-level, ``[w, d]``).
+    Returns the truth per video segment ``{(video, k): {"text", "audio", "vision"}}`` (word-level, ``[w, d]``):
+    no rows for a modality missing from the video, and none in any modality where the words are missing.
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,6 +208,7 @@ def write_sdk_folder(folder: Path, intervals: dict[str, tuple[np.ndarray, np.nda
     truth = {}
     for video, (spans, _) in intervals.items():
         rows = {m: ([], []) for m in MODALITIES}
+        absent = {m for m in MODALITIES if video in (missing or {}).get(m, ())}
         for k, (start, end) in enumerate(spans):
             segment = {m: [] for m in MODALITIES}
             bounds = np.linspace(start, end, words_per_segment + 1) if end - start > 1e-3 else []
@@ -224,9 +229,11 @@ def write_sdk_folder(folder: Path, intervals: dict[str, tuple[np.ndarray, np.nda
                 segment["text"].append(vector)
                 segment["audio"].append(np.where(np.isfinite(mean), mean, 0))
                 segment["vision"].append(face)
-            truth[(video, k)] = {m: np.array(segment[m], np.float32).reshape(-1, d) for m, d in zip(MODALITIES, dims)}
+            truth[(video, k)] = {m: np.array(segment[m] if "text" not in absent and m not in absent else [],
+                                             np.float32).reshape(-1, d) for m, d in zip(MODALITIES, dims)}
         for m, d in zip(MODALITIES, dims):
-            streams[m][video] = (np.array(rows[m][0]).reshape(-1, 2), np.array(rows[m][1]).reshape(-1, d))
+            if m not in absent:
+                streams[m][video] = (np.array(rows[m][0]).reshape(-1, 2), np.array(rows[m][1]).reshape(-1, d))
     for m, root in zip(MODALITIES, ("glove_vectors", "COVAREP", "FACET 4.1")):
         write_csd(folder / SDK_NAMES[m], root, streams[m])
     if labels_file is None:

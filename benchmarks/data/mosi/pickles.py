@@ -3,18 +3,23 @@
 MulT (``mosi_data.pkl`` word-aligned, ``mosi_data_noalign.pkl`` unaligned; github.com/yaohungt/Multimodal-Transformer):
 each split holds ``text`` ``[N, 50, 300]`` (GloVe), ``audio`` ``[N, T_a, 5]`` (COVAREP; 50 aligned, 375 unaligned),
 ``vision`` ``[N, T_v, 20]`` (Facet; 50 aligned, 500 unaligned), ``labels`` ``[N, 1, 1]`` and usually ``id``
-``[N, 3]`` of bytes. Sequences are left-padded with zero rows and no lengths are stored: a sample's real steps
-run from its first non-zero row to the end. The segment id is the first ``id`` column (``video_clip``, the
-numbering of MMSA's ``label.csv``); without ``id``, ids are ``<split>_<index>``.
+``[N, 3]`` of bytes. Sequences are padded with zero rows and no lengths are stored: MulT's own files pad on
+the left, files users write themselves (``torch.nn.utils.rnn.pad_sequence``) often on the right. The side is found
+per sample from where its zero rows are (``prepare.zero_row_padding``; a sample with zero rows at both ends takes
+the side of the file's other samples, ``prepare.settle_padding``). The segment id is the first ``id`` column
+(``video_clip``, the numbering of MMSA's ``label.csv``); without ``id``, ids are ``<split>_<index>``.
 
 MMSA (``aligned_50.pkl``, ``unaligned_50.pkl``; github.com/thuiar/MMSA): each split holds ``text`` ``[N, 50, 768]``
 (BERT features), ``text_bert`` ``[N, 3, 50]`` (token ids, attention mask, segment ids), ``audio``, ``vision``,
 ``regression_labels`` ``[N]``, ``id`` (``video$_$clip``, returned as ``video_clip``) and, in the unaligned file,
 ``audio_lengths`` / ``vision_lengths`` ``[N]``. The text mask is the BERT attention mask (``text_bert[:, 1]``,
 right-padded; [CLS] and [SEP] count as real steps), since BERT features at padded positions are not zero.
-Audio and vision use the stored lengths where present, else zero rows; the padding side is found per sample
-(see ``prepare.padding_side`` and ``prepare.zero_row_lengths``). ``classification_labels``, ``annotations`` and
-``raw_text`` are not used.
+Audio and vision use the stored lengths where present, else zero rows; the padding side is found per sample as
+for MulT (``prepare.stored_padding``, ``prepare.zero_row_padding``). ``classification_labels``, ``annotations``
+and ``raw_text`` are not used.
+
+Every array of the wrong shape or type (including ragged lists of unpadded sequences) ends in one ``DataError``
+line that names the file, the split and the key.
 
 Unpickling can run code: read only pickles from a source you trust.
 """
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import SPLITS, DataError
-from .prepare import MODALITIES, RawModality, RawSplit, padding_side, zero_row_lengths
+from .prepare import MODALITIES, Padded, RawSplit, settle_padding, stored_padding, zero_row_padding
 
 MULT_KEYS = ("text", "audio", "vision", "labels")
 MMSA_KEYS = ("text", "text_bert", "audio", "vision", "regression_labels", "id")
@@ -51,11 +56,16 @@ def read_pickle(path: Path, describe: str) -> tuple[str, str, dict[str, RawSplit
         raise DataError(f"MOSI file {path} holds splits with keys {sorted(map(str, present[0]))}, neither MulT "
                         f"({', '.join(MULT_KEYS)}) nor MMSA ({', '.join(MMSA_KEYS)}); expected {describe}")
     where = f"MOSI file {path} ({FORMAT_NAMES[fmt]})"
-    splits = {}
+    read_splits = {}
     for name in SPLITS:
         if not isinstance(data.get(name), dict):
             raise DataError(f"{where}: no split {name!r}; expected a dict with the splits {', '.join(SPLITS)}")
-        splits[name] = read(data[name], f"{where}, split {name!r}", name)
+        read_splits[name] = read(data[name], f"{where}, split {name!r}", name)
+    ids = {name: split_ids for name, (_, _, split_ids) in read_splits.items()}
+    settled = {m: settle_padding({name: padded[m] for name, (padded, _, _) in read_splits.items()}, ids, where, m)
+               for m in MODALITIES}
+    splits = {name: RawSplit({m: settled[m][name] for m in MODALITIES}, labels, ids[name])
+              for name, (_, labels, _) in read_splits.items()}
     return fmt, where, splits
 
 
@@ -87,19 +97,17 @@ def _sketch(data: object) -> str:
     return f"a {type(data).__name__}"
 
 
-def _mult_split(split: dict, where: str, name: str) -> RawSplit:
+def _mult_split(split: dict, where: str, name: str) -> tuple[dict[str, Padded], np.ndarray, list[str]]:
+    """One MulT split: per modality the padded arrays, the labels ``[N]`` and the segment ids."""
     _require(split, MULT_KEYS, where)
     labels = _labels(split, "labels", where)
-    modalities = {m: zero_row_lengths(_sequence(split, m, len(labels), where), side="left") for m in MODALITIES}
-    if "id" in split:
-        stored = _rows(split, "id", len(labels), where)
-        ids = [_text(value) for value in (stored[:, 0] if stored.ndim == 2 else stored)]
-    else:
-        ids = [f"{name}_{index}" for index in range(len(labels))]
-    return RawSplit(modalities, labels, ids)
+    padded = {m: zero_row_padding(_sequence(split, m, len(labels), where)) for m in MODALITIES}
+    ids = _ids(split, len(labels), where) if "id" in split else [f"{name}_{i}" for i in range(len(labels))]
+    return padded, labels, ids
 
 
-def _mmsa_split(split: dict, where: str, name: str) -> RawSplit:
+def _mmsa_split(split: dict, where: str, name: str) -> tuple[dict[str, Padded], np.ndarray, list[str]]:
+    """One MMSA split: per modality the padded arrays, the labels ``[N]`` and the segment ids."""
     _require(split, MMSA_KEYS, where)
     labels = _labels(split, "regression_labels", where)
     n = len(labels)
@@ -108,19 +116,22 @@ def _mmsa_split(split: dict, where: str, name: str) -> RawSplit:
     if bert.ndim != 3 or bert.shape[1] != 3 or bert.shape[2] != text.shape[1]:
         raise DataError(f"{where}: 'text_bert' has shape {list(bert.shape)}; expected [{n}, 3, {text.shape[1]}] "
                         f"(token ids, attention mask, segment ids for each text step)")
-    modalities = {"text": RawModality(text, (bert[:, 1] != 0).sum(axis=1), np.zeros(n, dtype=bool))}
+    words = (bert[:, 1] != 0).sum(axis=1)
+    padded = {"text": Padded(text, words, words, np.full(n, -1, dtype=np.int8))}  # BERT pads on the right
     for modality in ("audio", "vision"):
         x = _sequence(split, modality, n, where)
         key = f"{modality}_lengths"
         if key in split:
-            lengths = _rows(split, key, n, where).reshape(-1).astype(np.int64)
-            if lengths.shape != (n,) or lengths.min() < 0 or lengths.max() > x.shape[1]:
-                raise DataError(f"{where}: {key!r} must hold {n} lengths in 0..{x.shape[1]}")
-            modalities[modality] = padding_side(x, lengths)
+            lengths = _rows(split, key, n, where)
+            lengths = lengths.reshape(n) if lengths.size == n else lengths
+            if (lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.number)
+                    or not np.isin(lengths, np.arange(x.shape[1] + 1)).all()):
+                raise DataError(f"{where}: {key!r} has shape {list(lengths.shape)} ({lengths.dtype}); expected {n} "
+                                f"whole numbers in 0..{x.shape[1]}, the real steps of each {modality} sequence")
+            padded[modality] = stored_padding(x, lengths.astype(np.int64))
         else:
-            modalities[modality] = zero_row_lengths(x, side="auto")
-    ids = [_text(value).replace("$_$", "_") for value in _rows(split, "id", n, where)]
-    return RawSplit(modalities, labels, ids)
+            padded[modality] = zero_row_padding(x)
+    return padded, labels, [segment.replace("$_$", "_") for segment in _ids(split, n, where)]
 
 
 def _require(split: dict, keys: tuple[str, ...], where: str) -> None:
@@ -129,15 +140,33 @@ def _require(split: dict, keys: tuple[str, ...], where: str) -> None:
         raise DataError(f"{where} lacks the key(s) {', '.join(map(repr, missing))}; expected {', '.join(keys)}")
 
 
+def _array(split: dict, key: str, where: str) -> np.ndarray:
+    """``split[key]`` as one numpy array; ``DataError`` when it is ragged (e.g. a list of unpadded sequences)."""
+    try:
+        return np.asarray(split[key])
+    except (ValueError, TypeError):
+        raise DataError(f"{where}: {key!r} holds items of different shapes (a list of unpadded sequences?); "
+                        f"expected one array, sequences padded to one length") from None
+
+
 def _rows(split: dict, key: str, n: int, where: str) -> np.ndarray:
-    value = np.asarray(split[key])
+    value = _array(split, key, where)
     if value.ndim == 0 or value.shape[0] != n:
         raise DataError(f"{where}: {key!r} has shape {list(value.shape)}; expected {n} rows, one per label")
     return value
 
 
+def _ids(split: dict, n: int, where: str) -> list[str]:
+    """The segment ids: ``id`` ``[N]``, or ``[N, k]`` whose first column is the id (MulT: id, start, end)."""
+    stored = _rows(split, "id", n, where)
+    if stored.ndim not in (1, 2):
+        raise DataError(f"{where}: 'id' has shape {list(stored.shape)}; expected [{n}] segment ids or [{n}, k] "
+                        f"with the segment id first")
+    return [_text(value) for value in (stored[:, 0] if stored.ndim == 2 else stored)]
+
+
 def _labels(split: dict, key: str, where: str) -> np.ndarray:
-    labels = np.asarray(split[key])
+    labels = _array(split, key, where)
     if labels.ndim == 0 or labels.size != labels.shape[0] or not np.issubdtype(labels.dtype, np.number):
         raise DataError(f"{where}: {key!r} has shape {list(labels.shape)} ({labels.dtype}); expected one "
                         f"sentiment score per segment")

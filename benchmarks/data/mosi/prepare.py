@@ -1,25 +1,34 @@
-"""What every MOSI format shares once read: padding moved after the real steps, masks, non-finite values, checks.
+"""What every MOSI format shares once read: padding moved after the real steps, masks, suspect values, checks.
 
 A format reader turns its file into one ``RawSplit`` per split: per modality the padded array as stored
 (``[N, time, dim]``, any float dtype, non-finite values allowed), how many steps of each sample are real and on
-which side the padding sits. ``build_mosi`` turns the three splits into the ``Dataset`` every loader returns:
+which side the padding sits. A reader whose file does not say the side gives ``Padded`` arrays to
+``settle_padding`` (the rule is in its docstring). ``build_mosi`` turns the three splits into the ``Dataset``
+every loader returns:
 
 * real steps first and zero padding after, bool masks (True = real step), float32;
 * non-finite feature values (the ``-inf`` in COVAREP audio, NaN) replaced by 0, with ONE warning that gives the
   count per modality;
+* finite feature values of magnitude above ``EXTREME_MAGNITUDE`` (1e6) kept as read, with one warning per
+  modality giving their count, the largest magnitude and the threshold. No distributed MOSI feature comes near
+  1e6 (GloVe and BERT values stay below 100, COVAREP below 1e3, Facet and OpenFace, pixel coordinates included,
+  below 1e4), while the sentinels some tools write for a missing value (-FLT_MAX = -3.4e38 instead of ``-inf``,
+  1e10, 1e30) are far above it; such a value makes training diverge;
 * every sample keeps at least one real step per modality: a sample with no real step (an all-zero modality) gets
   its first step marked real, with zero features; ``info["empty"]`` counts them per modality;
 * checks that fail with a one-line ``DataError``: an empty split, labels that are non-finite or outside
   [-3, 3], a feature size that differs between splits;
 * ``info``: format, path, split counts (also logged, with a warning when they are not the standard
-  1284 / 229 / 686), replaced values and empty samples per modality.
+  1284 / 229 / 686), per modality the replaced values (``nonfinite_replaced``), the extreme values (``extreme``),
+  the empty samples (``empty``) and the samples read as padded on each side (``padding``:
+  ``{"left": n, "right": n}``; samples with no padding or no real step count in neither).
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,6 +40,7 @@ logger = logging.getLogger(__name__)
 MODALITIES = ("text", "audio", "vision")
 STANDARD_COUNTS = {"train": 1284, "valid": 229, "test": 686}
 LABEL_RANGE = (-3.0, 3.0)
+EXTREME_MAGNITUDE = 1e6  # finite feature values beyond it are warned about (see the module docstring)
 
 
 @dataclass
@@ -53,46 +63,105 @@ class RawSplit:
     ids: list[str]
 
 
-def zero_row_lengths(x: np.ndarray, side: str) -> RawModality:
-    """Real lengths of ``x`` ``[N, time, dim]`` whose padding is all-zero rows, for a file that stores no lengths.
+@dataclass
+class Padded:
+    """One modality of one split of a file that does not store the padding side. ``x``: ``[N, time, dim]``;
+    ``lengths_left`` / ``lengths_right``: ``[N]`` real steps if the sample is padded on the left / on the right;
+    ``votes``: ``[N]`` int8, +1 where the sample's own rows show left padding, -1 right padding, 0 where they do
+    not tell (see ``settle_padding``)."""
 
-    ``side="left"``: the padding comes first, real steps run from the first non-zero row to the end (zero rows
-    inside a sequence stay real). ``side="auto"``: per sample, left padding when there are leading zero rows and
-    no trailing ones, right padding otherwise. A row holding a non-finite value is not a zero row.
-    """
+    x: np.ndarray
+    lengths_left: np.ndarray
+    lengths_right: np.ndarray
+    votes: np.ndarray
+
+
+def zero_row_padding(x: np.ndarray) -> Padded:
+    """``x`` ``[N, time, dim]`` padded with all-zero rows and no stored lengths. Left padding: the real steps run
+    from the first non-zero row to the end; right padding: from the start to the last non-zero row (zero rows
+    inside a sequence stay real). A sample votes for the side where its zero rows are: left when it has leading
+    zero rows and no trailing ones, right in the mirror case; none when it has zero rows at both ends (then one
+    end holds real all-zero steps), at neither end (no padding) or only zero rows (no real step). A row holding a
+    non-finite value is not a zero row."""
     zero = ~(x != 0).any(axis=-1)  # [N, time]
-    steps = x.shape[1]
     lead = np.cumprod(zero, axis=1).sum(axis=1)
-    if side == "left":
-        return RawModality(x, steps - lead, np.ones(len(x), dtype=bool))
     trail = np.cumprod(zero[:, ::-1], axis=1).sum(axis=1)
-    left = (lead > 0) & (trail == 0)
-    return RawModality(x, np.where(left, steps - lead, steps - trail), left)
+    votes = ((lead > 0) & (trail == 0)).astype(np.int8) - ((trail > 0) & (lead == 0)).astype(np.int8)
+    return Padded(x, x.shape[1] - lead, x.shape[1] - trail, votes)
 
 
-def padding_side(x: np.ndarray, lengths: np.ndarray) -> RawModality:
-    """``x`` ``[N, time, dim]`` with stored real ``lengths`` ``[N]``: per sample, left padding when the first
-    ``time - length`` rows are all zero and the last ``time - length`` are not; right padding otherwise."""
+def stored_padding(x: np.ndarray, lengths: np.ndarray) -> Padded:
+    """``x`` ``[N, time, dim]`` with stored real ``lengths`` ``[N]`` (e.g. MMSA's ``audio_lengths``). A sample votes
+    left when its first ``time - length`` rows are all zero and its last ``time - length`` are not, right in the
+    mirror case; none when both or neither are all zero."""
     zero = ~(x != 0).any(axis=-1)
     steps = np.arange(x.shape[1])
     right_ok = (zero | (steps < lengths[:, None])).all(axis=1)
     left_ok = (zero | (steps >= x.shape[1] - lengths[:, None])).all(axis=1)
-    return RawModality(x, lengths, left_ok & ~right_ok)
+    votes = (left_ok & ~right_ok).astype(np.int8) - (right_ok & ~left_ok).astype(np.int8)
+    return Padded(x, lengths, lengths, votes)
+
+
+def settle_padding(parts: dict[str, Padded], ids: dict[str, list[str]], where: str,
+                   modality: str) -> dict[str, RawModality]:
+    """The side and real lengths of every sample of one modality over a file's splits (``parts`` and ``ids`` by
+    split name; ``where`` and ``modality`` name the source in the error).
+
+    A sample whose rows vote for a side is read on that side (per sample, so a file may mix sides). A sample
+    whose rows do not tell takes the side most voting samples of this modality in the file show: in a
+    left-padded file a sample with zero rows at both ends keeps its trailing all-zero steps (a silent last frame)
+    as real steps. When the reading of such a sample depends on the side and the votes are tied (none at all,
+    e.g. every other sequence is full length), ``DataError``. All-zero rows next to the padding cannot be told
+    from it and are read as padding (they carry no feature value; the mask drops them).
+    """
+    votes = np.concatenate([part.votes for part in parts.values()])
+    left_votes, right_votes = int((votes > 0).sum()), int((votes < 0).sum())
+    settled, unknown = {}, []
+    for name, part in parts.items():
+        undecided = part.votes == 0
+        same = (part.lengths_left == part.lengths_right) & (
+            (part.lengths_left == 0) | (part.lengths_left == part.x.shape[1]))
+        unknown += [(name, int(row)) for row in np.flatnonzero(undecided & ~same)]
+        left = np.where(undecided, left_votes > right_votes, part.votes > 0)
+        settled[name] = RawModality(part.x, np.where(left, part.lengths_left, part.lengths_right), left)
+    if unknown and left_votes == right_votes:
+        name, row = unknown[0]
+        raise DataError(
+            f"{where}: modality {modality!r}: the padding side of {len(unknown)} sample(s) cannot be told from their "
+            f"rows (first: segment {ids[name][row]!r} of split {name!r}: zero rows at both ends, or a stored length "
+            f"that fits both ends or neither) nor from the other samples (left-padded {left_votes}, right-padded "
+            f"{right_votes}); expected every sequence of a modality padded with zero rows on one side")
+    return settled
+
+
+@dataclass
+class _Found:
+    """What ``_real_first`` finds in one modality over the splits: non-finite values replaced (count per kind:
+    nan, +inf, -inf), extreme finite values (count, largest magnitude), samples with no real step, samples read
+    as padded on the left / right."""
+
+    nonfinite: dict[str, int] = field(default_factory=dict)
+    extreme: int = 0
+    largest: float = 0.0
+    empty: int = 0
+    left: int = 0
+    right: int = 0
 
 
 def build_mosi(raw: dict[str, RawSplit], where: str, info: dict) -> Dataset:
-    """The MOSI ``Dataset`` from the three raw splits. ``where`` names the source in error messages
+    """The MOSI ``Dataset`` from the three raw splits. ``where`` names the source in error messages and warnings
     (e.g. ``"MOSI file /data/mosi_data.pkl (MulT pickle)"``); ``info`` (format, path, ...) is extended."""
     _check(raw, where)
-    replaced = {m: {} for m in MODALITIES}
-    empty = dict.fromkeys(MODALITIES, 0)
-    splits = {name: _to_split(raw[name], replaced, empty) for name in SPLITS}
+    found = {m: _Found() for m in MODALITIES}
+    splits = {name: _to_split(raw[name], found) for name in SPLITS}
     counts = {name: len(raw[name].labels) for name in SPLITS}
-    _warn_replaced(replaced, where)
+    _warn(found, where)
     standard = counts == STANDARD_COUNTS
     info = {
         **info, "counts": counts, "standard_split": standard,
-        "nonfinite_replaced": {m: sum(kinds.values()) for m, kinds in replaced.items()}, "empty": empty,
+        "nonfinite_replaced": {m: sum(f.nonfinite.values()) for m, f in found.items()},
+        "extreme": {m: f.extreme for m, f in found.items()}, "empty": {m: f.empty for m, f in found.items()},
+        "padding": {m: {"left": f.left, "right": f.right} for m, f in found.items()},
     }
     logger.info("%s: train %d, valid %d, test %d segments", where, *counts.values())
     if not standard:
@@ -122,43 +191,60 @@ def _check(raw: dict[str, RawSplit], where: str) -> None:
                                 f"{train_dim} in 'train'; every split must have the same feature size")
 
 
-def _to_split(raw: RawSplit, replaced: dict[str, dict[str, int]], empty: dict[str, int]) -> Split:
+def _to_split(raw: RawSplit, found: dict[str, _Found]) -> Split:
     xs, masks = [], []
     for modality in MODALITIES:
-        x, mask, empties = _real_first(raw.modalities[modality], replaced[modality])
+        x, mask = _real_first(raw.modalities[modality], found[modality])
         xs.append(x)
         masks.append(mask)
-        empty[modality] += empties
     labels = torch.as_tensor(np.asarray(raw.labels, dtype=np.float32))
     return Split(xs=xs, masks=masks, labels=labels, ids=list(raw.ids))
 
 
-def _real_first(raw: RawModality, replaced: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``[N, time, dim]`` float32 with the real steps first and zeros after, its mask, and how many samples had no
-    real step (their first step is marked real, with zero features). Counts non-finite values into ``replaced``."""
+def _real_first(raw: RawModality, found: _Found) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[N, time, dim]`` float32 with the real steps first and zeros after, and its mask; a sample with no real
+    step gets its first step marked real (zero features). What it finds is added to ``found``."""
     x = np.array(raw.x, dtype=np.float32)  # a copy: the caller's array is left as read
+    magnitude = np.abs(x[np.isfinite(x)])
+    extreme = magnitude[magnitude > EXTREME_MAGNITUDE]
+    if extreme.size:
+        found.extreme += int(extreme.size)
+        found.largest = max(found.largest, float(extreme.max()))
     bad = ~np.isfinite(x)
     if bad.any():
         for kind, hit in (("nan", np.isnan(x)), ("+inf", np.isposinf(x)), ("-inf", np.isneginf(x))):
             if count := int(hit.sum()):
-                replaced[kind] = replaced.get(kind, 0) + count
+                found.nonfinite[kind] = found.nonfinite.get(kind, 0) + count
         x[bad] = 0.0
     steps = np.arange(x.shape[1])
     lengths = np.clip(np.asarray(raw.lengths, dtype=np.int64), 0, x.shape[1])
-    start = np.where(np.asarray(raw.left, dtype=bool), x.shape[1] - lengths, 0)
+    left = np.asarray(raw.left, dtype=bool)
+    padded = (lengths > 0) & (lengths < x.shape[1])
+    found.left += int((padded & left).sum())
+    found.right += int((padded & ~left).sum())
+    found.empty += int((lengths == 0).sum())
+    start = np.where(left, x.shape[1] - lengths, 0)
     order = (steps + start[:, None]) % x.shape[1]  # rotate left padding to the end
     x = np.take_along_axis(x, order[..., None], axis=1)
     x[steps >= lengths[:, None]] = 0.0
     mask = steps < np.maximum(lengths, 1)[:, None]
-    return torch.from_numpy(x), torch.from_numpy(mask), int((lengths == 0).sum())
+    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
-def _warn_replaced(replaced: dict[str, dict[str, int]], where: str) -> None:
+def _warn(found: dict[str, _Found], where: str) -> None:
+    """One warning for the non-finite values of all modalities; one per modality with extreme values."""
     parts = [
-        f"{modality} {sum(kinds.values())} ({', '.join(f'{kind} {n}' for kind, n in kinds.items())})"
-        for modality, kinds in replaced.items() if kinds
+        f"{modality} {sum(f.nonfinite.values())} ({', '.join(f'{kind} {n}' for kind, n in f.nonfinite.items())})"
+        for modality, f in found.items() if f.nonfinite
     ]
     if parts:
-        total = sum(sum(kinds.values()) for kinds in replaced.values())
+        total = sum(sum(f.nonfinite.values()) for f in found.values())
         warnings.warn(f"{where}: replaced {total} non-finite feature values by 0: {'; '.join(parts)}",
                       RuntimeWarning, stacklevel=4)
+    for modality, f in found.items():
+        if f.extreme:
+            warnings.warn(
+                f"{where}: modality {modality!r} has {f.extreme} finite feature value(s) of magnitude above "
+                f"{EXTREME_MAGNITUDE:g} (largest {f.largest:.3g}), kept as read; a sentinel such as -FLT_MAX "
+                f"written for a missing value makes training diverge: write it as -inf or NaN (replaced by 0)",
+                RuntimeWarning, stacklevel=4)

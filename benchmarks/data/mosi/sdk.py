@@ -23,6 +23,12 @@ data. MMSA-style ``label.csv`` files hold 2,195 of the 2,199 labelled segments (
 This loader keeps every labelled segment, so a complete folder gives the standard 1284 / 229 / 686: a segment
 without words gets one zero step per modality (counted in ``info["empty"]``).
 
+A labelled video missing from one modality's file (a face detector that failed on it; the SDK's alignment would
+drop it from every modality) keeps its segments: the modalities present are aligned as usual and the missing one
+is empty (one masked zero step). A video missing from the text file has no words, so all its modalities are
+empty. ONE warning on every load (the cached ones too) names each such video, its segments and the modality and
+file it is missing from; ``info["missing"]`` lists the videos per modality.
+
 The alignment takes minutes on the full data, so the aligned segments are cached in ``cache_dir`` (option;
 default ``$FUSIONBENCH_CACHE``, else ``$XDG_CACHE_HOME/fusionbench``, else ``~/.cache/fusionbench``) under
 ``mosi/sdk-<key>.npz``, the key hashing the four files' names, sizes and modification times. The data folder is
@@ -39,6 +45,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -56,7 +63,7 @@ DEFAULT_FILES = {
     "vision": ("CMU_MOSI_Visual_Facet_41.csd", "CMU_MOSI_VisualFacet_4.1.csd"),
     "labels": ("CMU_MOSI_Opinion_Labels.csd",),
 }
-CACHE_VERSION = 1  # bump when the alignment below changes what is cached
+CACHE_VERSION = 2  # bump when the alignment below changes what is cached
 
 
 def default_cache_dir() -> Path:
@@ -73,12 +80,16 @@ def read_sdk_folder(folder: Path, names: dict[str, str | None], cache_dir: Path 
     """
     files = {role: _find(folder, role, names.get(role)) for role in ROLES}
     cache_file = (cache_dir or default_cache_dir()) / "mosi" / f"sdk-{_cache_key(files)}.npz"
-    splits = _read_cache(cache_file)
+    cached = _read_cache(cache_file)
     status = "hit"
-    if splits is None:
-        splits = _split_segments(*_align(folder, files))
-        status = "stored" if _write_cache(cache_file, splits) else "not stored"
-    info = {"files": {role: path.name for role, path in files.items()}, "cache": status, "cache_file": str(cache_file)}
+    if cached is None:
+        segments, dims, missing = _align(folder, files)
+        cached = _split_segments(segments, dims), missing
+        status = "stored" if _write_cache(cache_file, *cached) else "not stored"
+    splits, missing = cached
+    _warn_missing(missing, folder, files)
+    info = {"files": {role: path.name for role, path in files.items()}, "cache": status, "cache_file": str(cache_file),
+            "missing": {role: sorted(videos) for role, videos in missing.items()}}
     return splits, info
 
 
@@ -99,9 +110,11 @@ def _cache_key(files: dict[str, Path]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _align(folder: Path, files: dict[str, Path]) -> tuple[list[dict], dict[str, int]]:
+def _align(folder: Path, files: dict[str, Path]) -> tuple[list[dict], dict[str, int], dict[str, dict[str, int]]]:
     """Every labelled segment, ``{"video", "index", "label", "text", "audio", "vision"}`` with ``[words, dim]``
-    float32 feature arrays (no rows when the SDK found no word in the segment), and the feature size per modality."""
+    float32 feature arrays (no rows when the SDK found no word in the segment or the modality has no data for the
+    video), the feature size per modality, and the labelled videos missing per modality ``{role: {video:
+    segments}}``."""
     from mmsdk import mmdatasdk  # imported here: it takes a second and only this format needs it
 
     where = f"MOSI .csd folder {folder}"
@@ -109,23 +122,54 @@ def _align(folder: Path, files: dict[str, Path]) -> tuple[list[dict], dict[str, 
         dataset = mmdatasdk.mmdataset({role: str(files[role]) for role in MODALITIES})
         _in_memory(dataset)
         dims = {role: _dim(dataset[role], files[role], where) for role in MODALITIES}
+        present = {role: set(dataset[role].data) for role in MODALITIES}
+        _stand_in(dataset, dims)
         dataset.align("text", collapse_functions=[_mean])
         _impute(dataset, dims)
         dataset.add_computational_sequences({"labels": str(files["labels"])}, None)
         _in_memory(dataset)
         labels = {video: entry["features"][:, 0] for video, entry in dataset["labels"].data.items()}
         dataset.align("labels")
+    missing = {role: {video: len(labels[video]) for video in sorted(labels.keys() - present[role])}
+               for role in MODALITIES}
     segments = []
     for video in sorted(labels):
         for index, label in enumerate(labels[video]):
             key = f"{video}[{index}]"
             segment = {"video": video, "index": index, "label": float(label)}
             for role in MODALITIES:
-                entry = dataset[role].data.get(key)
+                entry = None if video in missing[role] else dataset[role].data.get(key)
                 features = np.zeros((0, dims[role])) if entry is None else entry["features"]
                 segment[role] = np.asarray(features, dtype=np.float32)
             segments.append(segment)
-    return segments, dims
+    return segments, dims, {role: videos for role, videos in missing.items() if videos}
+
+
+def _stand_in(dataset, dims: dict[str, int]) -> None:
+    """For a video with words that audio or vision lacks, a stand-in of zero frames at the words' intervals, so the
+    SDK's alignment (which drops a video from every sequence unless all hold it) keeps the video's other
+    modalities; ``_align`` empties the stand-in's steps afterwards."""
+    words = dataset["text"].data
+    for role in ("audio", "vision"):
+        data = dataset[role].data
+        for video in words.keys() - data.keys():
+            intervals = words[video]["intervals"]
+            data[video] = {"intervals": intervals, "features": np.zeros((len(intervals), dims[role]), np.float32)}
+
+
+def _warn_missing(missing: dict[str, dict[str, int]], folder: Path, files: dict[str, Path]) -> None:
+    """ONE warning naming every labelled video missing from a modality's file, with its segments."""
+    if not missing:
+        return
+    parts = []
+    for role, videos in missing.items():
+        named = ", ".join(f"{video} (segments {video}_1 to {video}_{count})" for video, count in videos.items())
+        consequence = ": without its words every modality is empty" if role == "text" else ""
+        parts.append(f"{role} ({files[role].name}) lacks {named}{consequence}")
+    count = len({video for videos in missing.values() for video in videos})
+    warnings.warn(f"MOSI .csd folder {folder}: {count} labelled video(s) missing from a .csd file keep their "
+                  f"segments with the missing modality empty (one masked zero step): {'; '.join(parts)}",
+                  RuntimeWarning, stacklevel=4)
 
 
 def _mean(intervals: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -202,18 +246,20 @@ def _pad_right(sequences: list[np.ndarray], dim: int) -> RawModality:
     return RawModality(x, lengths, np.zeros(len(sequences), dtype=bool))
 
 
-def _read_cache(path: Path) -> dict[str, RawSplit] | None:
-    """The cached splits, or None when the file is missing or unreadable. Stored ragged: per split and modality
-    the real rows of all samples concatenated ``[sum n_i, dim]`` with their lengths ``[N]``."""
+def _read_cache(path: Path) -> tuple[dict[str, RawSplit], dict[str, dict[str, int]]] | None:
+    """The cached splits and missing videos (as ``_align`` gives them), or None when the file is missing or
+    unreadable. Stored ragged: per split and modality the real rows of all samples concatenated ``[sum n_i, dim]``
+    with their lengths ``[N]``; the missing videos as JSON text."""
     try:
         with np.load(path, allow_pickle=False) as stored:
-            return {
+            splits = {
                 name: RawSplit(
                     modalities={m: _pad_right(_unconcat(stored[f"{name}.{m}.rows"], stored[f"{name}.{m}.lengths"]),
                                               stored[f"{name}.{m}.rows"].shape[1]) for m in MODALITIES},
                     labels=stored[f"{name}.labels"], ids=[str(i) for i in stored[f"{name}.ids"]],
                 ) for name in SPLITS
             }
+            return splits, json.loads(str(stored["missing"]))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
 
@@ -222,8 +268,8 @@ def _unconcat(rows: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
 
-def _write_cache(path: Path, splits: dict[str, RawSplit]) -> bool:
-    arrays = {}
+def _write_cache(path: Path, splits: dict[str, RawSplit], missing: dict[str, dict[str, int]]) -> bool:
+    arrays = {"missing": np.array(json.dumps(missing))}
     for name, split in splits.items():
         arrays[f"{name}.labels"] = split.labels
         arrays[f"{name}.ids"] = np.array(split.ids, dtype=str)
