@@ -2,7 +2,8 @@
 
 Every number in a sentence is read from a statistics frame (``analysis.stats`` / ``analysis.significance`` /
 ``analysis.embeddings`` / ``analysis.robustness`` outputs); nothing is typed by hand. "Significant" always means
-an adjusted p-value below ``ALPHA``, and each sentence names the test and the correction behind it.
+an adjusted p-value below ``ALPHA``, and each sentence names the test and the correction behind it. An undefined
+statistic reads ``n/a``, and a test that is undefined or set by convention says why (the ``note`` columns).
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ ALPHA = 0.05
 
 
 def _p(value: float) -> str:
-    """A p-value with three significant digits (``nan`` when undefined)."""
-    return f"{value:.3g}"
+    """A p-value with three significant digits (``n/a`` when undefined)."""
+    return "n/a" if np.isnan(value) else f"{value:.3g}"
 
 
 def _x(value: float, digits: int = 3) -> str:
-    """A statistic with ``digits`` decimals (``nan`` / ``inf`` as such)."""
-    return f"{value:.{digits}f}"
+    """A statistic with ``digits`` decimals (``n/a`` when undefined, ``inf`` as such)."""
+    return "n/a" if np.isnan(value) else f"{value:.{digits}f}"
+
+
+def _note(row: pd.Series, column: str) -> str:
+    """``"; <note>"`` for a non-empty note column of a statistics row, else ``""``."""
+    note = row.get(column)
+    return f"; {note}" if isinstance(note, str) and note else ""
 
 
 def _direction(higher_is_better: bool) -> str:
@@ -38,25 +45,32 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 
 
 def paired_claims(comparisons: pd.DataFrame) -> list[str]:
-    """One sentence per row of ``stats.comparison_table``: difference, both tests, effect sizes and the verdict."""
-    family = len(comparisons)
+    """One sentence per row of ``stats.comparison_table``: difference, both tests, effect sizes and the verdict
+    (an undefined t-test: no verdict, and why)."""
+    family = int(comparisons["t_pvalue"].notna().sum())
     lines = []
     for _, row in comparisons.iterrows():
         fusion, baseline, metric = row["fusion"], row["baseline"], row["metric"]
-        if row["mean_diff"] == 0:
+        if row["n"] == 0:
+            side = "nothing to compare"
+        elif row["mean_diff"] == 0:
             side = "no difference in the mean"
         else:
             better = (row["mean_diff"] > 0) == bool(row["higher_is_better"])
             side = f"{fusion} {'better' if better else 'worse'} on average"
-        verdict = ("significant after correction" if row["t_pvalue_holm"] < ALPHA
-                   else "not significant after correction")
+        if np.isnan(row["t_pvalue_holm"]):
+            verdict = "t-test undefined, so no significance marker"
+        elif row["t_pvalue_holm"] < ALPHA:
+            verdict = "significant after correction"
+        else:
+            verdict = "not significant after correction"
         lines.append(
             f"{fusion} vs {baseline} on {metric} ({_direction(row['higher_is_better'])}): mean difference "
             f"{_x(row['mean_diff'], 4)} ({fusion} - {baseline}, {int(row['n'])} paired seeds; {side}); paired t "
             f"p = {_p(row['t_pvalue'])}, Holm-adjusted {_p(row['t_pvalue_holm'])} (family of {family}); "
             f"d_z = {_x(row['d_z'], 2)}; Wilcoxon signed-rank p = {_p(row['wilcoxon_pvalue'])} "
             f"({row['wilcoxon_method']}), Holm-adjusted {_p(row['wilcoxon_pvalue_holm'])}; rank-biserial "
-            f"{_x(row['rank_biserial'], 2)}; {verdict}."
+            f"{_x(row['rank_biserial'], 2)}{_note(row, 't_note')}; {verdict}."
         )
     return lines
 
@@ -76,7 +90,7 @@ def rank_claims(friedman: pd.DataFrame, nemenyi: pd.DataFrame) -> list[str]:
             f"over {int(row['n_seeds'])} seeds: chi2 = {_x(row['statistic'], 2)}, p = {_p(row['pvalue'])} "
             f"(chi-square approximation, rough with few seeds); average ranks (1 = best): {ranked}; Nemenyi "
             f"post-hoc (family-wise over {len(pairs)} pairs, CD = {_x(row['critical_difference'], 2)} at alpha = "
-            f"{row['alpha']:g}): {found}."
+            f"{row['alpha']:g}): {found}{_note(row, 'note')}."
         )
     return lines
 
@@ -93,14 +107,15 @@ def sample_claims(per_sample: pd.DataFrame) -> list[str]:
         better = "negative = " + a if row["measure"] == "mae" else "positive = " + a
         text = (
             f"{a} vs {b} on {row['measure']}, predictions averaged over seeds ({row['seed']}), {int(row['n'])} test "
-            f"samples: difference {_x(row['difference'], 4)} ({a} - {b}; {better} better), 95% bootstrap interval "
+            f"sample{'' if row['n'] == 1 else 's'}: difference {_x(row['difference'], 4)} ({a} - {b}; {better} "
+            f"better), 95% bootstrap interval "
             f"[{_x(row['ci_low'], 4)}, {_x(row['ci_high'], 4)}], bootstrap p = {_p(row['bootstrap_p'])}, "
-            f"Holm-adjusted {_p(row['bootstrap_p_holm'])}"
+            f"Holm-adjusted {_p(row['bootstrap_p_holm'])}{_note(row, 'bootstrap_note')}"
         )
-        if np.isfinite(row["mcnemar_p"]):
+        if row["measure"] != "mae":
             text += (f"; McNemar exact: {int(row['mcnemar_b'])} samples only {a} gets right, "
                      f"{int(row['mcnemar_c'])} only {b}, p = {_p(row['mcnemar_p'])}, Holm-adjusted "
-                     f"{_p(row['mcnemar_p_holm'])}")
+                     f"{_p(row['mcnemar_p_holm'])}{_note(row, 'mcnemar_note')}")
         significant = int((same["bootstrap_p_holm"] < ALPHA).sum())
         lines.append(text + f"; per seed, the Holm-adjusted bootstrap p is below {ALPHA:g} in {significant} of "
                             f"{len(same)} seeds.")
@@ -113,8 +128,10 @@ def silhouette_claims(silhouettes: pd.DataFrame, classes: str) -> list[str]:
     for (fusion, seed), rows in silhouettes.groupby(["fusion", "seed"], sort=False):
         values = ", ".join(f"{state} {_x(value)}" for state, value in zip(rows["state"], rows["silhouette"]))
         trend = ""
-        if len(rows) > 1:
-            steps = rows["silhouette"].to_numpy()
+        steps = rows["silhouette"].to_numpy()
+        if np.isnan(steps).any():  # embeddings.silhouette: fewer than 2 classes, or every sample its own class
+            trend = "; n/a: the silhouette needs at least 2 classes and more samples than classes"
+        elif len(rows) > 1:
             rises = "rising at every step" if np.all(np.diff(steps) > 0) else "not rising at every step"
             trend = f"; first to last step {steps[-1] - steps[0]:+.3f}, {rises}"
         lines.append(f"{fusion} seed {seed}: silhouette of the test-set state by {classes}, in the full "

@@ -111,8 +111,11 @@ def plot_embeddings(
     panels: list[StatePanel], classes: np.ndarray, names: list[str], path: Path, seed: int = 0,
 ) -> list[Path]:
     """A grid of scatter plots: one column per panel, rows PCA and t-SNE, points coloured by class, the
-    silhouette score (full-dimensional) in each title. All panels show the same seeded subsample of samples."""
+    silhouette score (full-dimensional) in each title. All panels show the same seeded subsample of samples.
+    Returns the PNG and PDF paths, or ``[]`` (nothing drawn) when there are fewer than 2 samples to project."""
     n = len(classes)
+    if n < 2:
+        return []
     shown = np.sort(np.random.default_rng(seed).choice(n, TSNE_MAX_POINTS, replace=False)) if n > TSNE_MAX_POINTS \
         else np.arange(n)
     colours = colormaps["tab10"](np.arange(len(names)) % 10)

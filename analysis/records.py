@@ -38,7 +38,8 @@ class RunFolder:
 
 
 def load_run(path: str | Path) -> RunFolder:
-    """Read a run folder; ``FileNotFoundError`` / ``ValueError`` with one clear line when it is not one."""
+    """Read a run folder; ``FileNotFoundError`` / ``ValueError`` with one clear line when it is not one. The metrics
+    of failed cells (:func:`failed_cells`) are NaN in the returned records."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"results folder {path} does not exist; pass the --out folder of benchmarks.run")
@@ -55,9 +56,29 @@ def load_run(path: str | Path) -> RunFolder:
         task = "classification"
     else:
         raise ValueError(f"{runs} holds no metric column (e.g. mae or accuracy)")
+    metrics = [m for m in (*REGRESSION_METRICS, *CLASSIFICATION_METRICS) if m in records.columns]
+    records.loc[failed_cells(records), metrics] = float("nan")  # a failed cell has no result, whatever the file holds
     meta_path = path / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return RunFolder(path=path, records=records, meta=meta, task=task)
+
+
+def failed_cells(records: pd.DataFrame) -> pd.Series:
+    """``[rows]`` booleans: the records of cells whose training failed (``status`` "failed" in ``runs.csv``; their
+    metrics are NaN and they store no predictions or checkpoint). All False when ``runs.csv`` has no ``status``
+    column (written before cells could fail)."""
+    if "status" not in records.columns:
+        return pd.Series(False, index=records.index)
+    return records["status"].eq("failed")
+
+
+def failure_lines(records: pd.DataFrame) -> list[str]:
+    """One line per failed cell: ``"<fusion> seed <k> failed: <error>"`` (the ``error`` column when present)."""
+    failed = records[failed_cells(records)]
+    errors = failed["error"] if "error" in failed.columns else pd.Series("", index=failed.index)
+    return [f"{row['fusion']} seed {int(row['seed'])} failed" + (f": {error}" if isinstance(error, str) and error
+                                                                   else "")
+            for (_, row), error in zip(failed.iterrows(), errors)]
 
 
 def primary_setting(records: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -13,6 +13,10 @@ stored (``runs.csv``, each cell's predictions, curves and checkpoint, ``scaling.
 
 Parts whose input is missing (a CD diagram with fewer than 3 fusions, the modality figure with one modality count,
 scaling without ``scaling.csv``, embeddings and robustness without checkpoints) are listed in the index with why.
+Degenerate results still give a report: failed cells (``status`` "failed" in ``runs.csv``) are listed first and
+read ``failed`` in the tables; an undefined metric (NaN, e.g. ``corr`` of constant predictions or of a one-sample
+test split) reads ``n/a``; both are left out of every test with a note; an undefined test (no variance, too few
+seeds or samples) has no marker and its claim says why; a figure panel without a value is left out.
 
 CLI: ``python -m analysis.report RESULTS_DIR [--baseline grf] [--metrics mae,acc2_non0] [--out DIR]
 [--cell-seeds 1|all] [--quiet]``. A bad folder, baseline or metric ends in one ``error:`` line, exit status 2.
@@ -37,7 +41,7 @@ from . import claims, plots, stats
 from .cd_diagram import plot_cd_diagram
 from .checkpoints import DatasetCache, load_cell, stored_prediction_gap
 from .embeddings import cell_panels, class_names, plot_embeddings, silhouette_frame, state_classes
-from .records import RunFolder, cell_files, load_run, primary_setting
+from .records import RunFolder, cell_files, failed_cells, failure_lines, load_run, primary_setting
 from .robustness import NOISE_LEVELS, plot_robustness, robustness_curves, robustness_summary
 from .scaling import fit_exponents, plot_scaling
 from .significance import per_sample_tests, rank_tests, usable_metrics
@@ -67,9 +71,13 @@ class Index:
     def file(self, path: Path, line: str) -> None:
         self.files.append((Path(path).relative_to(self.out).as_posix(), line))
 
-    def figure(self, paths: list[Path], line: str) -> None:
-        """A figure saved as PNG and PDF (``plots.save_figure``): listed once, by its PNG."""
-        self.file(paths[0], f"{line} (also {paths[1].name})")
+    def figure(self, paths: list[Path], line: str, empty: str = "no finite value to draw") -> None:
+        """A figure saved as PNG and PDF (``plots.save_figure``): listed once, by its PNG; a figure the plotting
+        function did not draw (``[]``) is listed among the absent parts with the reason ``empty``."""
+        if paths:
+            self.file(paths[0], f"{line} (also {paths[1].name})")
+        else:
+            self.absent.append(f"figure of {line}: {empty}")
 
     def claims(self, section: str, lines: list[str]) -> None:
         self.sections.setdefault(section, []).extend(lines)
@@ -93,9 +101,9 @@ class Context:
     """Inputs shared by the parts of the report."""
 
     run: RunFolder
-    records: pd.DataFrame  # the records of the statistics (one modality setting)
+    records: pd.DataFrame  # the records of the statistics (one modality setting), failed cells included
     metrics: list[str]  # the table's metrics
-    tested: list[str]  # the metrics with a value for every fusion
+    tested: list[str]  # the metrics with at least one value
     baseline: str
     out: Path
     index: Index
@@ -119,33 +127,38 @@ def _choose_baseline(run: RunFolder, baseline: str | None) -> str:
     return baseline
 
 
-def _lead_metric(ctx: Context) -> str:
-    """The metric of single-metric figures: the task's main metric when tested, else the first tested one."""
+def _lead_metric(ctx: Context) -> str | None:
+    """The metric of single-metric figures: the task's main metric when tested, else the first tested one (None
+    when no metric has a value)."""
     main = main_metric(ctx.run.task)
-    return main if main in ctx.tested else ctx.tested[0]
+    return main if main in ctx.tested else next(iter(ctx.tested), None)
+
+
+def _trained(ctx: Context) -> pd.DataFrame:
+    """The records of cells that trained (not failed): the ones with stored predictions, curves, checkpoint."""
+    return ctx.records[~failed_cells(ctx.records)]
 
 
 def _seed_statistics(ctx: Context) -> pd.DataFrame | None:
     """Summary and paired comparisons; the comparison tables with markers. Returns the comparisons (or None)."""
     out, index, records = ctx.out, ctx.index, ctx.records
-    summary = stats.summary_table(records, ctx.tested)
-    atomic_write_csv(out / "stats" / "summary.csv", summary)
-    index.file(out / "stats" / "summary.csv", "per fusion and metric: n seeds, mean, std, 95% bootstrap and t "
-                                               "intervals of the mean")
-    index.claims("Per fusion and metric (over seeds)", [
-        claims.summary_markdown(summary), "",
-        "With 2 or 3 seeds the percentile bootstrap interval is the seeds' min to max; the t interval is the "
-        "one to read.",
-    ])
     comparisons = None
-    if len(set(records["fusion"])) < 2:
-        index.absent.append("significance markers and paired comparisons: the records hold a single fusion")
+    if not ctx.tested:
+        index.absent.append("statistics and significance markers: no metric has a value in any cell")
     else:
-        try:
+        summary = stats.summary_table(records, ctx.tested)
+        atomic_write_csv(out / "stats" / "summary.csv", summary)
+        index.file(out / "stats" / "summary.csv", "per fusion and metric: n seeds, mean, std, 95% bootstrap and t "
+                                                   "intervals of the mean")
+        index.claims("Per fusion and metric (over seeds)", [
+            claims.summary_markdown(summary), "",
+            "With 2 or 3 seeds the percentile bootstrap interval is the seeds' min to max; the t interval is the "
+            "one to read.",
+        ])
+        if len(set(records["fusion"])) < 2:
+            index.absent.append("significance markers and paired comparisons: the records hold a single fusion")
+        else:
             comparisons = stats.comparison_table(records, ctx.baseline, ctx.tested)
-        except ValueError as error:  # e.g. a fusion whose finite values share no seed with the baseline's
-            index.warnings.append(f"no paired comparisons against {ctx.baseline}, so no significance markers: "
-                                  f"{error}")
     if comparisons is not None:
         atomic_write_csv(out / "stats" / "paired.csv", comparisons)
         index.file(out / "stats" / "paired.csv", f"each fusion against {ctx.baseline}, paired by seed: mean "
@@ -199,8 +212,8 @@ def _rank_statistics(ctx: Context) -> None:
 
 
 def _sample_statistics(ctx: Context, predictions: pd.DataFrame) -> None:
-    """Per-sample paired bootstrap and McNemar for every pair of fusions."""
-    per_sample = per_sample_tests(predictions, ctx.run.task, list(dict.fromkeys(ctx.records["fusion"])))
+    """Per-sample paired bootstrap and McNemar for every pair of fusions with predictions."""
+    per_sample = per_sample_tests(predictions, ctx.run.task, list(dict.fromkeys(predictions["fusion"])))
     atomic_write_csv(ctx.out / "stats" / "per_sample.csv", per_sample)
     ctx.index.file(ctx.out / "stats" / "per_sample.csv", "every pair of fusions on the test samples, per seed and "
                                                          "on seed-averaged predictions: paired bootstrap of the "
@@ -214,27 +227,31 @@ def _sample_statistics(ctx: Context, predictions: pd.DataFrame) -> None:
 
 def _record_figures(ctx: Context, curves: pd.DataFrame) -> None:
     """Per-seed distributions, learning curves, and the metric against the number of modalities."""
-    out, index, shown = ctx.out, ctx.index, ctx.metrics[:4]
+    out, index, shown = ctx.out, ctx.index, plots.with_values(ctx.records, ctx.metrics)[:4]
     index.figure(plots.seed_distribution(ctx.records, shown, out / "figures" / "seeds"),
-                 f"every seed's {', '.join(shown)} per fusion over a box of their spread")
+                 f"every seed's {', '.join(shown) or 'metric'} per fusion over a box of their spread")
     if not curves.empty:
         # Regression's validation loss is the L1 loss, i.e. the validation MAE: the third panel shows corr instead.
         columns = ["train_loss", "valid_loss", "valid_corr" if ctx.run.task == "regression" else "valid_accuracy"]
         index.figure(plots.learning_curves(curves, columns, out / "figures" / "curves"),
                      f"{', '.join(c.replace('_', ' ') for c in columns)} per epoch, one line per seed")
     counts = ctx.run.records["n_modalities"].nunique() if "n_modalities" in ctx.run.records.columns else 1
-    if counts > 1:
-        lead = _lead_metric(ctx)
+    lead = _lead_metric(ctx)
+    if counts > 1 and lead is not None:
         index.figure(plots.metric_vs_modalities(ctx.run.records, [lead], out / "figures" / "modalities"),
                      f"{lead} against the number of modalities per fusion (mean ± sd over seeds and subsets)")
     else:
-        index.absent.append("the metric against the number of modalities: runs.csv holds one modality count")
+        index.absent.append("the metric against the number of modalities: runs.csv holds one modality count"
+                            if counts <= 1 else "the metric against the number of modalities: no metric has a value")
 
 
 def _checkpoint_analyses(ctx: Context, cell_seeds: int | None, device: str) -> None:
     """Embeddings (silhouettes, projections) and robustness from the stored checkpoints of the first
     ``cell_seeds`` seeds of each fusion (all seeds when None)."""
-    records = ctx.records
+    records = _trained(ctx)
+    if records.empty:
+        ctx.index.absent.append("embeddings and robustness: no cell trained")
+        return
     rows = pd.concat([records[records["fusion"] == fusion].sort_values("seed").head(cell_seeds or len(records))
                       for fusion in dict.fromkeys(records["fusion"])])
     missing = [f"{row['fusion']} seed {row['seed']}" for _, row in rows.iterrows()
@@ -280,7 +297,8 @@ def _embeddings(ctx: Context, panels: list, classes: np.ndarray) -> None:
                                                       "set (fusion, seed, step), in the full state space")
     ctx.index.figure(plot_embeddings(panels, classes, class_names(task, classes), out / "figures" / "embeddings"),
                      "test-set states after each GRF step and the other fusions' final representation: PCA and "
-                     "t-SNE, coloured by class, silhouette in each title")
+                     "t-SNE, coloured by class, silhouette in each title",
+                     empty=f"a 2-d projection needs at least 2 test samples; the test split has {len(classes)}")
     ctx.index.claims("Embeddings: class separability of the fused states",
                      claims.silhouette_claims(silhouettes, by))
 
@@ -348,23 +366,24 @@ def write_report(
     baseline = _choose_baseline(run, baseline)
     records, setting_note = primary_setting(run.records)
     tested, metric_notes = usable_metrics(records, metrics)
-    if not tested:
-        raise ValueError(f"no metric of {', '.join(metrics)} has a finite value for every fusion")
     out = Path(out) if out is not None else run.path / "report"
     check_writable(out)
     index = Index(out)
+    index.warnings += failure_lines(records)
     index.absent += [note for note in [setting_note, *metric_notes] if note]
     ctx = Context(run, records, metrics, tested, baseline, out, index)
 
     comparisons = _seed_statistics(ctx)
     _rank_statistics(ctx)
-    predictions, missing = cell_files(run, records, "predictions.csv")
-    if missing or len(set(records["fusion"])) < 2:
-        reason = f"no predictions.csv for {', '.join(missing)}" if missing else "the records hold a single fusion"
+    trained = _trained(ctx)
+    predictions, missing = cell_files(run, trained, "predictions.csv")
+    if missing or trained["fusion"].nunique() < 2:
+        reason = (f"no predictions.csv for {', '.join(missing)}" if missing else
+                  "fewer than 2 fusions have a trained cell")
         index.absent.append(f"per-sample tests: {reason}")
     else:
         _sample_statistics(ctx, predictions)
-    curves, missing = cell_files(run, records, "curves.csv")
+    curves, missing = cell_files(run, trained, "curves.csv")
     if missing:
         index.absent.append(f"learning curves of {', '.join(missing)}: no curves.csv")
     _record_figures(ctx, curves)

@@ -20,10 +20,17 @@ Direction conventions (the one thing to read before using the numbers):
 * Oriented quantities (t statistic, d_z, rank-biserial of :class:`PairedComparison`) are positive when the fusion is
   *better* than the baseline, whatever the metric's direction (``higher_is_better``; see :data:`HIGHER_IS_BETTER`).
 * Ranks: rank 1 is the best fusion; ties share the average rank.
-* Degenerate data do not raise: an undefined statistic is ``NaN`` (e.g. a t-test on one seed), and identical
-  results (all paired differences zero) give p = 1.0, no evidence of a difference. Each function's docstring says
-  what it returns in those cases. Input no test can take (empty or misaligned arrays, NaN values, fewer than 3
-  fusions for Friedman/Nemenyi) raises ``ValueError``.
+* Degenerate data do not raise. A test that is undefined (no variance: every paired difference the same
+  non-zero value; too few pairs or samples) has p = ``NaN``, so it gets no significance marker and is left out of
+  Holm's family, and its result says why in a ``note`` field (``PairedComparison.t_note``,
+  ``BootstrapDifference.note``, ``McNemarResult.note``, ``FriedmanResult.note``). Identical results (every
+  difference zero, every block tied) give p = 1.0, no evidence of a difference, with a note saying so. Each
+  function's docstring says what it returns in those cases. Input no test can take (empty or misaligned arrays,
+  NaN values, fewer than 3 fusions for Friedman/Nemenyi) raises ``ValueError``.
+* Rounding: values that differ by at most ``benchmarks.metrics.NOISE_RTOL`` (1e-5) times their magnitude are
+  equal for every test (:func:`snap_to_ties`): zero differences, ties in ranks and zero variance are read after
+  merging them, so accuracies of 2 seeds that differ from the baseline's by the same count of samples (equal but
+  for the last bit of the subtraction) are "no variance", not t = 7.5e14 with p ~ 1e-15.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from benchmarks.metrics import NOISE_RTOL
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -64,6 +73,7 @@ __all__ = [
     "rank_biserial",
     "seed_matrix",
     "significance_marker",
+    "snap_to_ties",
     "summarize_seeds",
     "summary_table",
 ]
@@ -99,6 +109,27 @@ def _as_vector(values, name: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} holds NaN or infinite values")
     return array
+
+
+def snap_to_ties(values, scale: float) -> np.ndarray:
+    """``values`` ``[n]`` with the values that are equal up to rounding made exactly equal.
+
+    Magnitudes at most ``tol = NOISE_RTOL * scale`` become 0; the other magnitudes, sorted, are grouped where
+    neighbours lie within ``tol`` of each other, and each takes its group's smallest magnitude; signs are kept.
+    ``scale`` is in the values' units: the magnitude of the quantities they were computed from (e.g. the largest
+    absolute metric value behind a set of paired differences). Exact ties, zeros and zero variance can then be
+    read with ``==``.
+    """
+    values = np.asarray(values, dtype=float)
+    tolerance = NOISE_RTOL * scale
+    magnitude = np.abs(values)
+    magnitude[magnitude <= tolerance] = 0.0
+    order = np.argsort(magnitude, kind="stable")
+    ordered = magnitude[order]
+    group = np.concatenate([[0], np.cumsum(np.diff(ordered) > tolerance)])
+    snapped = np.empty_like(magnitude)
+    snapped[order] = ordered[np.searchsorted(group, group)]  # each group's first (smallest) member
+    return np.sign(values) * snapped
 
 
 def _as_pair(a, b, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +229,7 @@ def cohens_dz(differences) -> float:
 
     Returns:
         d_z; NaN when n < 2 or all differences are zero (0/0); ``±inf`` when all differences are equal and non-zero.
+        Equality is exact here: :func:`paired_comparison` passes differences through :func:`snap_to_ties` first.
     """
     d = _as_vector(differences, "differences")
     if d.size < 2 or np.all(d == 0):
@@ -242,9 +274,11 @@ class PairedComparison:
         wilcoxon_statistic: ``min(R+, R-)`` (scipy's two-sided statistic); zero differences dropped.
         wilcoxon_pvalue: two-sided p-value of the Wilcoxon signed-rank test.
         wilcoxon_method: how that p-value was computed: ``"exact"``, ``"exact permutation"`` (ties or zeros),
-            ``"normal approximation"``, or ``"no non-zero difference"``.
+            ``"normal approximation"``, ``"no non-zero difference"``, or ``"no pair"`` (:func:`comparison_table`).
         d_z: Cohen's d_z, oriented (:func:`cohens_dz`).
         rank_biserial: matched-pairs rank-biserial correlation, oriented (:func:`rank_biserial`).
+        t_note: why the t-test's p-value is undefined (NaN) or set by convention (1.0 for identical results);
+            empty when the test ran.
     """
 
     n: int
@@ -256,19 +290,21 @@ class PairedComparison:
     wilcoxon_method: str
     d_z: float
     rank_biserial: float
+    t_note: str = ""
 
 
-def _paired_t(fusion: np.ndarray, baseline: np.ndarray, sign: float) -> tuple[float, float]:
-    """Paired t statistic (times ``sign``) and two-sided p-value, with the degenerate cases made explicit."""
-    d = fusion - baseline
+def _paired_t(d: np.ndarray) -> tuple[float, float, str]:
+    """One-sample t statistic and two-sided p-value of oriented, snapped differences ``d`` (the paired t-test of
+    the two fusions), and a note for the degenerate cases."""
     if d.size < 2:
-        return np.nan, np.nan
+        return np.nan, np.nan, f"{d.size} paired seed: a t-test needs at least 2"
     if np.all(d == 0):
-        return np.nan, 1.0
+        return np.nan, 1.0, f"all {d.size} paired differences are zero (identical results): p set to 1"
     if np.all(d == d[0]):
-        return float(np.copysign(np.inf, sign * d[0])), 0.0
-    result = stats.ttest_rel(fusion, baseline)
-    return float(sign * result.statistic), float(result.pvalue)
+        return (float(np.copysign(np.inf, d[0])), np.nan,
+                f"all {d.size} paired differences equal {d[0]:.4g} (no variance): the t-test is undefined")
+    result = stats.ttest_1samp(d, 0.0)
+    return float(result.statistic), float(result.pvalue), ""
 
 
 def _positive_rank_sum(d: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -312,8 +348,13 @@ def paired_comparison(fusion, baseline, *, higher_is_better: bool) -> PairedComp
 
     Tests (both two-sided, on ``d = fusion - baseline``; orientation does not change a two-sided p-value):
 
-    * paired t-test (``scipy.stats.ttest_rel``). n < 2: t and p NaN. All differences zero: t NaN, p = 1.0.
-      All differences equal and non-zero: t = ±inf, p = 0.0 (the t-test degenerates; read d_z and the data).
+    Differences equal up to rounding (to each other or to 0) are made equal first (:func:`snap_to_ties`, scale: the
+    largest absolute value of ``fusion`` and ``baseline``); every statistic, ``mean_diff`` included, reads them.
+
+    * paired t-test (the one-sample t-test of the differences, as ``scipy.stats.ttest_rel``). n < 2: t and p NaN.
+      All differences zero: t NaN, p = 1.0. All differences equal and non-zero (no variance, e.g. 2 seeds whose
+      accuracies both differ by one test sample): t = ±inf, p NaN, so no significance marker; ``t_note`` says
+      which case it is.
     * Wilcoxon signed-rank (``scipy.stats.wilcoxon``, ``zero_method="wilcox"``: zero differences are dropped, so
       the effective n is the number of non-zero differences). p-value: exact null distribution when there are no
       ties and no zeros (n <= 50); with ties or zeros, enumeration of all 2**n sign flips of the non-zero
@@ -324,13 +365,12 @@ def paired_comparison(fusion, baseline, *, higher_is_better: bool) -> PairedComp
     """
     fusion, baseline = _as_pair(fusion, baseline, ("fusion", "baseline"))
     sign = 1.0 if higher_is_better else -1.0
-    raw = fusion - baseline
-    d = sign * raw
-    t_statistic, t_pvalue = _paired_t(fusion, baseline, sign)
+    d = snap_to_ties(sign * (fusion - baseline), scale=float(np.abs(np.concatenate([fusion, baseline])).max()))
+    t_statistic, t_pvalue, t_note = _paired_t(d)
     w_statistic, w_pvalue, w_method = _wilcoxon(d)
     return PairedComparison(
         n=int(d.size),
-        mean_diff=float(raw.mean()),
+        mean_diff=float(sign * d.mean()),
         t_statistic=t_statistic,
         t_pvalue=t_pvalue,
         wilcoxon_statistic=w_statistic,
@@ -338,6 +378,7 @@ def paired_comparison(fusion, baseline, *, higher_is_better: bool) -> PairedComp
         wilcoxon_method=w_method,
         d_z=cohens_dz(d),
         rank_biserial=rank_biserial(d),
+        t_note=t_note,
     )
 
 
@@ -391,7 +432,9 @@ def significance_marker(p_adjusted: float) -> str:
 
 
 def _block_matrix(scores, minimum_groups: int = 3) -> tuple[np.ndarray, list]:
-    """``scores`` as a finite ``[n_blocks, k]`` array with its column names; ValueError when too small."""
+    """``scores`` as a finite ``[n_blocks, k]`` array with its column names, each block's values that are equal up
+    to rounding made equal (:func:`snap_to_ties`, scale: the block's largest absolute value); ValueError when too
+    small."""
     names = list(scores.columns) if isinstance(scores, pd.DataFrame) else None
     matrix = np.asarray(scores, dtype=float)
     if matrix.ndim != 2:
@@ -406,7 +449,8 @@ def _block_matrix(scores, minimum_groups: int = 3) -> tuple[np.ndarray, list]:
         )
     if n_blocks < 2:
         raise ValueError(f"a comparison of all fusions needs at least 2 seeds (blocks), got {n_blocks}")
-    return matrix, names if names is not None else list(range(k))
+    snapped = np.stack([snap_to_ties(block, scale=float(np.abs(block).max())) for block in matrix])
+    return snapped, names if names is not None else list(range(k))
 
 
 def average_ranks(scores, *, higher_is_better: bool) -> pd.Series:
@@ -430,7 +474,8 @@ class FriedmanResult:
     """Friedman test over blocks (seeds).
 
     Fields: ``statistic`` (chi-square, tie-corrected as scipy computes it), ``pvalue`` (chi-square with k - 1
-    degrees of freedom), ``n_blocks``, ``k``, ``average_ranks`` (Series, rank 1 = best).
+    degrees of freedom), ``n_blocks``, ``k``, ``average_ranks`` (Series, rank 1 = best), ``note`` (why p is set by
+    convention; empty when the test ran).
     """
 
     statistic: float
@@ -438,6 +483,7 @@ class FriedmanResult:
     n_blocks: int
     k: int
     average_ranks: pd.Series
+    note: str = ""
 
 
 def friedman_test(scores, *, higher_is_better: bool) -> FriedmanResult:
@@ -448,9 +494,10 @@ def friedman_test(scores, *, higher_is_better: bool) -> FriedmanResult:
         higher_is_better: the metric's direction (for the ranks only; the test itself is direction-free).
 
     Returns:
-        :class:`FriedmanResult`. With ties inside blocks the statistic is Demšar's (2006) chi-square divided by
-        the tie correction ``1 - sum(t^3 - t) / (N (k^3 - k))``. When every block is entirely tied the statistic
-        is 0/0: NaN, with p = 1.0. The chi-square p-value is approximate; with 3 seeds it is rough.
+        :class:`FriedmanResult`. Values equal up to rounding tie (see :func:`_block_matrix`). With ties inside
+        blocks the statistic is Demšar's (2006) chi-square divided by the tie correction
+        ``1 - sum(t^3 - t) / (N (k^3 - k))``. When every block is entirely tied (identical results) the statistic
+        is 0/0: NaN, with p = 1.0 and a note. The chi-square p-value is approximate; with 3 seeds it is rough.
 
     Raises:
         ValueError: fewer than 3 fusions, fewer than 2 seeds, or missing values.
@@ -459,7 +506,8 @@ def friedman_test(scores, *, higher_is_better: bool) -> FriedmanResult:
     ranks = average_ranks(scores, higher_is_better=higher_is_better)
     n_blocks, k = matrix.shape
     if np.all(matrix == matrix[:, :1]):
-        return FriedmanResult(np.nan, 1.0, n_blocks, k, ranks)
+        note = f"every one of the {n_blocks} seeds ties all {k} fusions (identical results): p set to 1"
+        return FriedmanResult(np.nan, 1.0, n_blocks, k, ranks, note)
     result = stats.friedmanchisquare(*matrix.T)
     return FriedmanResult(float(result.statistic), float(result.pvalue), n_blocks, k, ranks)
 
@@ -515,7 +563,8 @@ def nemenyi_test(scores, *, higher_is_better: bool, alpha: float = 0.05) -> Neme
     """Nemenyi post-hoc test (``scikit_posthocs.posthoc_nemenyi_friedman``) and the critical difference.
 
     The p-values are already family-wise over all k(k-1)/2 pairs (studentized range): do not Holm-adjust them.
-    ``pvalues[i, j] < alpha`` exactly when ``|R_i - R_j| > CD``.
+    ``pvalues[i, j] < alpha`` exactly when ``|R_i - R_j| > CD``. Ranks are taken after values equal up to rounding
+    are tied (as in :func:`friedman_test`); with every block tied all p-values are 1.
 
     Args:
         scores: ``[n_seeds, n_fusions]`` metric values, complete blocks (ndarray, or DataFrame with fusion names).
@@ -529,7 +578,7 @@ def nemenyi_test(scores, *, higher_is_better: bool, alpha: float = 0.05) -> Neme
     n_blocks, k = matrix.shape
     import scikit_posthocs  # on use: it imports matplotlib, seaborn and statsmodels, seconds at start-up
 
-    pvalues = scikit_posthocs.posthoc_nemenyi_friedman(matrix).to_numpy()
+    pvalues = scikit_posthocs.posthoc_nemenyi_friedman(matrix).to_numpy()  # the snapped matrix: ties as ranked
     return NemenyiResult(
         pvalues=pd.DataFrame(pvalues, index=names, columns=names),
         average_ranks=average_ranks(scores, higher_is_better=higher_is_better),
@@ -551,7 +600,7 @@ class BootstrapDifference:
 
     Fields: ``observed`` (``mean(a) - mean(b)`` on the full test set), ``ci_low``/``ci_high`` (bootstrap
     confidence interval of that difference), ``pvalue`` (two-sided, see :func:`paired_bootstrap`), ``n`` (samples),
-    ``n_resamples``.
+    ``n_resamples``, ``note`` (why the p-value is undefined or set by convention; empty when the test ran).
     """
 
     observed: float
@@ -560,6 +609,7 @@ class BootstrapDifference:
     pvalue: float
     n: int
     n_resamples: int
+    note: str = ""
 
 
 def paired_bootstrap(
@@ -575,8 +625,16 @@ def paired_bootstrap(
 
     Sample indices are resampled with replacement, the same indices for a and b (``scipy.stats.bootstrap`` on the
     per-sample differences). The two-sided p-value tests "no difference" by centring the bootstrap distribution on
-    the null (Hall & Wilson 1991): ``p = (1 + #{|θ*_b - θ̂| >= |θ̂|}) / (B + 1)``; it is 1 when the observed
-    difference is 0, and never below ``1 / (B + 1)``.
+    the null (Hall & Wilson 1991): ``p = (1 + #{|θ*_b - θ̂| >= |θ̂|}) / (B + 1)``; never below ``1 / (B + 1)``.
+
+    Degenerate cases (per-sample differences equal up to rounding, :func:`snap_to_ties` with the scores' largest
+    absolute value as scale), each with a ``note``:
+
+    * every difference zero (identical scores): interval ``(observed, observed)``, p = 1.0;
+    * every difference the same non-zero value: the bootstrap distribution is one point, so there is no p-value:
+      interval ``(observed, observed)``, p NaN (for accuracies McNemar's test still applies);
+    * fewer than 2 samples (e.g. a one-sample test split, or Acc-2 non0 where every label is 0): interval and p
+      NaN, ``observed`` NaN when there is no sample.
 
     Args:
         scores_a: ``[n_samples]`` per-sample scores of fusion a (absolute error, or 0/1 correctness).
@@ -590,16 +648,25 @@ def paired_bootstrap(
         :class:`BootstrapDifference`.
 
     Raises:
-        ValueError: fewer than 2 samples, different lengths or non-finite values.
+        ValueError: different lengths, not 1-D, or non-finite values.
     """
-    a, b = _as_pair(scores_a, scores_b, ("scores_a", "scores_b"))
+    a, b = _as_vector(scores_a, "scores_a"), _as_vector(scores_b, "scores_b")
+    if a.shape != b.shape:
+        raise ValueError(f"scores_a and scores_b must have the same length, got {a.size} and {b.size}")
     if a.size < 2:
-        raise ValueError("a paired bootstrap needs at least 2 samples")
+        observed = float((a - b).mean()) if a.size else np.nan
+        note = f"{a.size} test sample{'' if a.size == 1 else 's'}: a bootstrap needs at least 2"
+        return BootstrapDifference(observed, np.nan, np.nan, np.nan, int(a.size), n_resamples, note)
     d = a - b
     observed = float(d.mean())
-    if np.all(d == d[0]):  # no spread: every resample gives the observed difference
-        pvalue = 1.0 if observed == 0 else 1 / (n_resamples + 1)
-        return BootstrapDifference(observed, observed, observed, pvalue, int(d.size), n_resamples)
+    snapped = snap_to_ties(d, scale=float(np.abs(np.concatenate([a, b])).max()))
+    if np.all(snapped == snapped[0]):  # no spread: every resample gives the observed difference
+        if snapped[0] == 0:
+            note, pvalue = "every per-sample difference is zero (identical scores): p set to 1", 1.0
+        else:
+            note, pvalue = (f"every one of the {d.size} per-sample differences is {d[0]:.4g}: the bootstrap "
+                            "distribution is one point, so it gives no p-value"), np.nan
+        return BootstrapDifference(observed, observed, observed, pvalue, int(d.size), n_resamples, note)
     result = stats.bootstrap(
         (d,),
         np.mean,
@@ -648,12 +715,14 @@ def paired_bootstrap_accuracy(correct_a, correct_b, **kwargs) -> BootstrapDiffer
 
 @dataclass(frozen=True)
 class McNemarResult:
-    """McNemar's exact test: ``b`` = samples only fusion a gets right, ``c`` = only fusion b, ``n`` = all samples."""
+    """McNemar's exact test: ``b`` = samples only fusion a gets right, ``c`` = only fusion b, ``n`` = all samples,
+    ``note``: why the p-value is undefined or set by convention (empty when the test ran)."""
 
     b: int
     c: int
     pvalue: float
     n: int
+    note: str = ""
 
 
 def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
@@ -667,7 +736,8 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
         correct_b: ``[n_samples]`` the same for fusion b, same samples in the same order.
 
     Returns:
-        :class:`McNemarResult`; p = 1.0 when there is no discordant pair (b = c = 0).
+        :class:`McNemarResult`; p = 1.0 when there is no discordant pair (b = c = 0: identical correctness), p NaN
+        when there is no sample at all (e.g. Acc-2 non0 where every label is 0); both with a note.
     """
     a = np.asarray(correct_a, dtype=bool)
     c_b = np.asarray(correct_b, dtype=bool)
@@ -675,8 +745,11 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
         raise ValueError(f"correct_a and correct_b must be 1-D of the same length, got {a.shape} and {c_b.shape}")
     b = int(np.count_nonzero(a & ~c_b))
     c = int(np.count_nonzero(~a & c_b))
-    pvalue = 1.0 if b + c == 0 else float(stats.binomtest(b, b + c, 0.5).pvalue)
-    return McNemarResult(b, c, pvalue, int(a.size))
+    if a.size == 0:
+        return McNemarResult(0, 0, np.nan, 0, "no test sample: McNemar's test is undefined")
+    if b + c == 0:
+        return McNemarResult(0, 0, 1.0, int(a.size), "no discordant sample (identical correctness): p set to 1")
+    return McNemarResult(b, c, float(stats.binomtest(b, b + c, 0.5).pvalue), int(a.size))
 
 
 def acc2_correct(y_true, y_pred, *, convention: str) -> np.ndarray:
@@ -903,9 +976,12 @@ def comparison_table(
 ) -> pd.DataFrame:
     """Every fusion against the baseline, for every metric: :func:`paired_comparison`, Holm-adjusted.
 
-    Pairs are matched by seed; a seed missing (or NaN) for either of the two fusions is left out of that pair.
-    Family for the Holm correction: all rows of this table (every metric × every fusion other than the baseline),
-    separately for the t-test and for the Wilcoxon p-values.
+    Pairs are matched by seed; a seed missing (or NaN: an undefined metric, a failed cell) for either of the two
+    fusions is left out of that pair. A pair with no such seed left gets a row with ``n`` 0, NaN statistics and a
+    ``t_note`` saying so.
+    Family for the Holm correction: all rows of this table (every metric × every fusion other than the baseline)
+    whose test is defined (an undefined p-value, NaN, is left out), separately for the t-test and for the Wilcoxon
+    p-values.
 
     Args:
         records: long-form records, one row per (fusion, seed), metric columns.
@@ -920,7 +996,7 @@ def comparison_table(
         ``t_pvalue_holm, wilcoxon_pvalue_holm``. Means are over the paired seeds.
 
     Raises:
-        ValueError: the baseline is absent, there is no other fusion, or a fusion has no seed in common with it.
+        ValueError: the baseline is absent or there is no other fusion.
     """
     directions = _metric_directions(records, metrics, higher_is_better)
     fusions = _fusion_order(records, fusion_col)
@@ -935,8 +1011,11 @@ def comparison_table(
         for fusion in others:
             pair = matrix[[fusion, baseline]].dropna()
             if pair.empty:
-                raise ValueError(f"{fusion!r} and {baseline!r} share no seed with a value of {metric!r}")
-            comparison = paired_comparison(pair[fusion], pair[baseline], higher_is_better=direction)
+                comparison = PairedComparison(
+                    0, np.nan, np.nan, np.nan, np.nan, np.nan, "no pair", np.nan, np.nan,
+                    t_note=f"no seed where both {fusion} and {baseline} have a value of {metric}")
+            else:
+                comparison = paired_comparison(pair[fusion], pair[baseline], higher_is_better=direction)
             rows.append(
                 {
                     "metric": metric,

@@ -4,6 +4,11 @@ Cells read ``mean ± std`` over seeds (the mean alone for one seed); the best me
 better for ``mae`` only).
 A per-seed table sits beside the summary, so no result is reported only as mean ± std. An optional
 ``markers`` mapping ``(fusion, metric) -> str`` appends significance markers, explained by ``legend``.
+
+A NaN value is never a number: a cell whose training failed (``status`` "failed" in ``runs.csv``) reads
+``failed``, an undefined metric (e.g. ``corr`` of constant predictions) reads ``n/a``; a mean over fewer seeds
+than the group has says so (``0.812 ± 0.010 (2/3 seeds)``), and the Markdown and LaTeX notes explain the words
+that occur.
 """
 
 from __future__ import annotations
@@ -14,11 +19,20 @@ from tabulate import tabulate
 
 from benchmarks.metrics import higher_is_better
 
+from .records import failed_cells
 from .stats import significance_marker
+
+GAP_WORDS = {
+    "n/a": "n/a: undefined for these predictions (e.g. corr of constant predictions or labels)",
+    "failed": "failed: the cell's training failed (runs.csv says why)",
+    "seeds)": "(k/n seeds): mean over the k seeds with a value",
+}
+"""What each word a table may hold instead of a number means (the notes of :func:`markdown_table` and
+:func:`latex_table` quote the ones that occur)."""
 
 
 def _format(value: float, digits: int) -> str:
-    return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
+    return "n/a" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _higher(metric: str, higher: dict | None) -> bool:
@@ -29,19 +43,23 @@ def _higher(metric: str, higher: dict | None) -> bool:
 def summary_frame(
     records: pd.DataFrame, metrics: list[str], by: str = "fusion", higher: dict | None = None,
 ) -> pd.DataFrame:
-    """``[group, metric]`` rows with mean, std (ddof 1; NaN for one seed), n seeds and the best flag.
+    """``[group, metric]`` rows with mean, std (ddof 1; NaN for one seed) over the finite values, their count
+    ``n_seeds``, the group's row count ``n_rows``, ``failed`` (every row of the group is a failed cell) and the best
+    flag (best finite mean; a group without a value is never best).
 
     ``higher``: ``column -> bool`` directions for columns that are not metrics of ``benchmarks.metrics``."""
+    failed = failed_cells(records).groupby(records[by], sort=False).all()
     rows = []
     for metric in metrics:
-        stats = records.groupby(by, sort=False)[metric].agg(["mean", "std", "count"])
+        stats = records.groupby(by, sort=False)[metric].agg(["mean", "std", "count", "size"])
         means = stats["mean"].to_numpy(dtype=float)
         best = None
         if np.isfinite(means).any():
             best = np.nanmax(means) if _higher(metric, higher) else np.nanmin(means)
         for group, row in stats.iterrows():
             rows.append({by: group, "metric": metric, "mean": row["mean"], "std": row["std"],
-                         "n_seeds": int(row["count"]), "best": best is not None and row["mean"] == best})
+                         "n_seeds": int(row["count"]), "n_rows": int(row["size"]), "failed": bool(failed[group]),
+                         "best": best is not None and row["mean"] == best})
     return pd.DataFrame(rows)
 
 
@@ -53,15 +71,27 @@ def _cells(records, metrics, by, digits, bold, markers, higher=None) -> tuple[li
         row = [str(group)]
         for metric in metrics:
             entry = summary[(summary[by] == group) & (summary["metric"] == metric)].iloc[0]
-            text = _format(entry["mean"], digits)
-            if entry["n_seeds"] > 1:  # one seed has no spread to show
-                text += f" ± {_format(entry['std'], digits)}"
+            if entry["n_seeds"] == 0:
+                text = "failed" if entry["failed"] else "n/a"
+            else:
+                text = _format(entry["mean"], digits)
+                if entry["n_seeds"] > 1:  # one seed has no spread to show
+                    text += f" ± {_format(entry['std'], digits)}"
+                if entry["n_seeds"] < entry["n_rows"]:
+                    text += f" ({entry['n_seeds']}/{entry['n_rows']} seeds)"
             if entry["best"]:
                 text = bold(text)
             row.append(text + (markers or {}).get((group, metric), ""))
         body.append(row)
     header = [by] + [f"{m} {'↑' if _higher(m, higher) else '↓'}" for m in metrics]
     return header, body
+
+
+def _gap_note(body: list[list[str]]) -> str:
+    """The meaning of each word of :data:`GAP_WORDS` that occurs in the table's cells, as one sentence ("")."""
+    cells = [cell for row in body for cell in row[1:]]
+    found = [meaning for word, meaning in GAP_WORDS.items() if any(word in cell for cell in cells)]
+    return "; ".join(found) + "." if found else ""
 
 
 def terminal_table(
@@ -103,14 +133,19 @@ def significance_legend(comparisons: pd.DataFrame, style: str = "text") -> str:
     baseline = str(comparisons["baseline"].iloc[0])
     n_metrics, n_fusions = comparisons["metric"].nunique(), comparisons["fusion"].nunique()
     n_seeds = int(comparisons["n"].max())
+    family = int(comparisons["t_pvalue"].notna().sum())
+    undefined = len(comparisons) - family
+    defined, left_out = ("defined ", f", {undefined} undefined left out") if undefined else ("", "")
     less, times = ("$<$", r"$\times$") if latex else ("<", "x")
     floor = f"$2/2^{{{n_seeds}}}$" if latex else f"2/2^{n_seeds}"
     stars = ", ".join(f"{_styled_marker(marker, style)} p {less} {threshold:g}"
                       for threshold, marker in reversed(SIGNIFICANCE_LEVELS))
     return (
         f"Markers: {stars}, two-sided paired t-test by seed against the baseline "
-        f"{_latex_escape(baseline) if latex else baseline}, Holm-adjusted over all {len(comparisons)} tests of this "
-        f"table ({n_metrics} metrics {times} {n_fusions} fusions); no marker: not significant after correction. "
+        f"{_latex_escape(baseline) if latex else baseline}, Holm-adjusted over all {family} {defined}tests of this "
+        f"table ({n_metrics} metrics {times} {n_fusions} fusions{left_out}); no marker: not significant after "
+        f"correction, or the t-test is undefined (fewer than 2 paired seeds, or no variance: the report's index says "
+        f"which). "
         f"Wilcoxon signed-rank p-values are in stats/paired.csv; with {n_seeds} seeds they cannot fall below "
         f"{2 / 2**n_seeds:g} (= {floor})."
     )
@@ -123,14 +158,17 @@ def markdown_table(
     """Markdown summary table, best in bold, followed by the per-seed table."""
     header, body = _cells(records, metrics, by, digits, lambda s: f"**{s}**", markers, higher)
     text = tabulate(body, headers=header, tablefmt="github")
-    note = f"Mean ± std over seeds (n = {records.groupby(by).size().to_dict()}); best mean in bold. {legend}".strip()
+    head = f"Mean ± std over seeds (n = {records.groupby(by).size().to_dict()}); best mean in bold."
+    note = " ".join(part for part in (head, _gap_note(body), legend) if part)
     return f"{text}\n\n{note}\n\n{per_seed_table(records, metrics, by, digits)}\n"
 
 
 def per_seed_table(records: pd.DataFrame, metrics: list[str], by: str = "fusion", digits: int = 3) -> str:
-    """Markdown table with one row per group x seed."""
-    frame = records[[by, "seed", *metrics]].sort_values([by, "seed"], kind="stable")
-    body = [[row[by], int(row["seed"]), *(_format(row[m], digits) for m in metrics)] for _, row in frame.iterrows()]
+    """Markdown table with one row per group x seed (``failed`` for a failed cell, ``n/a`` for an undefined value)."""
+    frame = records.assign(_failed=failed_cells(records))[[by, "seed", "_failed", *metrics]]
+    frame = frame.sort_values([by, "seed"], kind="stable")
+    body = [[row[by], int(row["seed"]), *("failed" if row["_failed"] else _format(row[m], digits) for m in metrics)]
+            for _, row in frame.iterrows()]
     return tabulate(body, headers=[by, "seed", *metrics], tablefmt="github")
 
 
@@ -159,6 +197,7 @@ def latex_table(
     """A booktabs LaTeX table (``\\usepackage{booktabs}``): mean $\\pm$ std, best in bold, markers, legend
     (LaTeX source, inserted as it is)."""
     header, body = _cells(records, metrics, by, digits, lambda s: f"\\textbf{{{s}}}", markers, higher)
+    gaps = _latex_escape(_gap_note(body))
     header = [latex_symbols(_latex_escape(h)) for h in header]
     lines = [
         r"\begin{table}[t]", r"\centering",
@@ -169,7 +208,8 @@ def latex_table(
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     seeds = records.groupby(by).size()
-    note = f"Mean $\\pm$ std over {seeds.min()}--{seeds.max()} seeds; best mean in bold. {legend}".strip()
+    head = f"Mean $\\pm$ std over {seeds.min()}--{seeds.max()} seeds; best mean in bold."
+    note = " ".join(part for part in (head, gaps, legend) if part)
     lines.append(rf"\caption{{{_latex_escape(caption) + ' ' if caption else ''}{note}}}")
     lines += [rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"

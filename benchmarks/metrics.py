@@ -2,7 +2,12 @@
 
 Regression (MOSI sentiment in [-3, 3]), as published MOSI tables compute them (MulT / MMSA):
 
-* ``mae``: mean absolute error; ``corr``: Pearson correlation (NaN when the predictions are constant);
+* ``mae``: mean absolute error; ``corr``: Pearson correlation, NaN (undefined) when the labels or the
+  predictions are constant, as they are for a test split of one sample, labels that are all 0, or a model that
+  collapsed to one output. "Constant" allows for rounding (:func:`nearly_constant`): a vector whose range
+  (max - min) is at most ``NOISE_RTOL`` = 1e-5 times the largest absolute label or prediction counts as
+  constant, so float noise on a constant output (e.g. a spread of 1e-8) gets NaN, not the correlation of its
+  noise;
 * ``acc2_has0`` / ``f1_has0``: negative (< 0) against non-negative (>= 0), all samples;
 * ``acc2_non0`` / ``f1_non0``: negative against positive, samples whose label is exactly 0 dropped;
 * ``acc5`` / ``acc7``: prediction and label clipped to [-2, 2] / [-3, 3], then both rounded half-to-even as
@@ -11,6 +16,12 @@ Regression (MOSI sentiment in [-3, 3]), as published MOSI tables compute them (M
 
 Classification: ``accuracy`` and ``f1_macro``. Every metric is a fraction in [0, 1] except ``mae`` (label
 units) and ``corr``.
+
+Undefined cases: ``corr`` as above; ``acc2_non0`` / ``f1_non0`` are NaN when every label is exactly 0 (no sample
+left). The others are defined for any non-empty test split: an F1 score with one class in the labels is that
+class's F1 (``2 TP / (2 TP + FP + FN)``, never 0/0 for a class that occurs), and ``f1_macro`` averages over the
+classes that occur in the labels or the predictions (scikit-learn's default). Analysis shows NaN as "n/a" and
+leaves it out of every test.
 """
 
 from __future__ import annotations
@@ -21,6 +32,31 @@ from sklearn.metrics import f1_score
 REGRESSION_METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7")
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro")
 LOWER_IS_BETTER = frozenset({"mae"})
+UNDEFINED_WHEN = {
+    "corr": "the test labels or the predictions are constant, up to rounding",
+    "acc2_non0": "every test label is 0",
+    "f1_non0": "every test label is 0",
+}
+"""When a metric is NaN although the cell trained: the reason, in words, for the metrics that can be undefined."""
+
+NOISE_RTOL = 1e-5
+"""Relative tolerance under which two results are one value up to rounding. Model outputs are float32 (one
+rounding step is 1.2e-7 of the value), so values closer than about 80 steps cannot be told apart from noise. Used
+by :func:`nearly_constant` for ``corr`` and by ``analysis.stats`` for ties and zero variance in its tests."""
+
+
+def nearly_constant(values: np.ndarray, *, scale: float | None = None, rtol: float = NOISE_RTOL) -> bool:
+    """Whether ``values`` ``[N]`` are one value up to rounding: ``max - min <= rtol * scale``.
+
+    ``scale`` (the values' units) defaults to ``max |values|``; pass the magnitude of what the values are
+    compared with (e.g. the labels' and predictions' largest absolute value). Zero or one value: True.
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size <= 1:
+        return True
+    if scale is None:
+        scale = float(np.abs(values).max())
+    return bool(np.ptp(values) <= rtol * scale)
 
 
 def metric_names(task: str) -> tuple[str, ...]:
@@ -48,14 +84,20 @@ def _weighted_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """All regression metrics for ``labels`` and ``predictions``, both ``[N]`` in label units."""
+    """All regression metrics for ``labels`` and ``predictions``, both ``[N]`` in label units.
+
+    Returns ``{metric: value}`` for :data:`REGRESSION_METRICS`; an undefined metric is NaN (see the module
+    docstring). Raises ValueError when the vectors differ in shape, are empty, or a prediction is not finite.
+    """
     y = np.asarray(labels, dtype=np.float64).reshape(-1)
     p = np.asarray(predictions, dtype=np.float64).reshape(-1)
     if y.shape != p.shape or y.size == 0:
         raise ValueError(f"expected equal, non-empty label and prediction vectors, got {y.shape} and {p.shape}")
     if not np.isfinite(p).all():
         raise ValueError(f"{int((~np.isfinite(p)).sum())} predictions are not finite")
-    corr = float(np.corrcoef(y, p)[0, 1]) if p.std() > 0 and y.std() > 0 else float("nan")
+    scale = max(float(np.abs(y).max()), float(np.abs(p).max()))
+    constant = nearly_constant(y, scale=scale) or nearly_constant(p, scale=scale)
+    corr = float("nan") if constant else float(np.corrcoef(y, p)[0, 1])
     nonzero = y != 0
     return {
         "mae": float(np.abs(y - p).mean()),
