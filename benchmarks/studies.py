@@ -11,7 +11,8 @@ connection:
   (``optuna.storages.fail_stale_trials``), and ``RetryHeartbeatStaleTrialCallback`` (Optuna 5's name for
   ``RetryFailedTrialCallback``) queues a copy of it, at most ``max_retries`` times.
 * ``journal``: a file for Optuna's ``JournalStorage`` (``JournalFileBackend``): processes on one machine.
-  Optuna 5.0 keeps no heartbeats there, so a trial whose process was killed stays RUNNING.
+  Optuna 5 keeps no heartbeats there; ``benchmarks.journal_claims`` tells a killed worker's trial from a running
+  one by a lock file the worker holds.
 """
 
 from __future__ import annotations

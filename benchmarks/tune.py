@@ -21,7 +21,15 @@ Library: ``tune(TuneSpec(fusion="grf", ...))`` returns the best-parameters docum
 * Storage (``benchmarks.studies``): by default the SQLite file ``<out>/studies.db``; with ``--workers K`` and no
   ``--storage``, K processes on this machine share the journal file ``<out>/studies.journal``; with
   ``--storage URL`` (e.g. PostgreSQL), every machine that runs the same command with the same storage and
-  study name works on the one study.
+  study name works on the one study. A worker that dies is noticed by the others — on a database by its
+  missing heartbeats, on the journal file by its released claim lock (``benchmarks.journal_claims``) — and
+  its trial runs again; one that a rerun cannot judge (claimed on another machine) is named at the end, with
+  why.
+* One study, one question: the study keeps, as its user attribute ``definition``, what its values depend on
+  (``study_definition``: fusion, dataset, modalities, feature sizes, split sizes, objective, search space,
+  the configuration that is not searched). Opening it with another raises ``ValueError`` before any trial is
+  added, naming the difference: a trial of one space cannot be compared with a trial of another, and Optuna
+  refuses a changed categorical parameter only once each trial runs.
 
 Written under ``--out`` (default ``results/tune``) when the workers are done: ``best_params/<dataset>/<fusion>.json``
 (value, trial, study, the searched ``params`` and the ``config`` that ``benchmarks.run --params`` merges, see
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import multiprocessing
 import sys
@@ -45,6 +54,7 @@ from pathlib import Path
 
 import optuna
 import torch
+from optuna.distributions import distribution_to_json
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import TrialState
@@ -52,14 +62,17 @@ from optuna.trial import TrialState
 from fusions import fusion_class
 
 from .cli import add_data_arguments, add_training_arguments, modality_names, resolve_device, run_cli
-from .config import merge, resolve
+from .config import CellConfig, merge, resolve
 from .data import Dataset
+from .journal_claims import Claims
 from .run import RunSpec, build_config, load_run_dataset
 from .store import atomic_write_csv, atomic_write_json, check_writable
 from .studies import StorageSpec, open_study
 from .train import train_cell
 from .tuned import DEFAULT_TUNE_OUT, best_params_path, tuned_table
-from .workqueue import enqueue, work
+from .workqueue import enqueue, unfinished, work
+
+DEFINITION = "definition"
 
 
 @dataclass
@@ -99,6 +112,10 @@ class TuneSpec:
             modalities=self.modalities,
         )
 
+    def units(self) -> list[str]:
+        """The names of the study's ``trials`` units: ``trial-0`` ... ``trial-{trials-1}``."""
+        return [f"trial-{k}" for k in range(self.trials)]
+
     def storage_spec(self) -> StorageSpec:
         if self.storage is not None:
             return StorageSpec(url=self.storage, heartbeat=self.heartbeat)
@@ -120,6 +137,104 @@ def protocol_space(trial) -> dict:
 def sample_overrides(trial, fusion: str, modality_names: list[str]) -> dict:
     """One trial's values: the fusion's hyperparameters with a ``protocol`` table."""
     return {**fusion_class(fusion).search_space(trial, list(modality_names)), "protocol": protocol_space(trial)}
+
+
+def objective_metric(data: Dataset) -> str:
+    """The validation score a trial minimises: ``valid_mae`` for regression, ``valid_loss`` otherwise."""
+    return "valid_mae" if data.task == "regression" else "valid_loss"
+
+
+def study_definition(spec: TuneSpec, data: Dataset, base: CellConfig) -> dict:
+    """What the values of a study's trials depend on (JSON values): ``fusion``, ``dataset``, ``modalities`` (in
+    order), ``feature_sizes``, ``split_sizes`` (train and validation), ``objective`` (metric and training seed),
+    ``search_space`` (each parameter's Optuna distribution, from one draw: the spaces are not conditional) and
+    ``fixed_configuration`` (protocol values and hyperparameters that are not searched, loader options).
+    Left out: the data path (machines sharing a study keep their data in different places), the evaluation
+    batch size (no effect on results), the sampler's seed and the pruner."""
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    values = sample_overrides(trial, spec.fusion, data.modality_names)  # also: the space fits the data
+    protocol = {k: v for k, v in dataclasses.asdict(base.protocol).items()
+                if k not in values["protocol"] and k != "eval_batch_size"}
+    definition = {
+        "fusion": spec.fusion, "dataset": spec.dataset, "modalities": list(data.modality_names),
+        "feature_sizes": data.dims, "split_sizes": {"train": len(data.train), "valid": len(data.valid)},
+        "objective": {"metric": objective_metric(data), "train_seed": spec.train_seed},
+        "search_space": {name: json.loads(distribution_to_json(d)) for name, d in trial.distributions.items()},
+        "fixed_configuration": {"protocol": protocol, "hparams": {k: v for k, v in base.hparams.items()
+                                                                  if k not in values},
+                                "dataset_options": base.dataset["options"]},
+    }
+    return json.loads(json.dumps(definition, default=str))
+
+
+def recorded_definition(study: optuna.Study) -> dict | None:
+    """For a study made before definitions were stored: what its first trial that ran shows of it (fusion,
+    dataset, modalities, the distributions of its parameters); None when no trial ran."""
+    for trial in study.get_trials(deepcopy=False):
+        config = trial.user_attrs.get("config")
+        if config and trial.distributions:
+            return {
+                "fusion": config["fusion"], "dataset": config["dataset"]["name"],
+                "modalities": config["dataset"]["modalities"],
+                "search_space": {name: json.loads(distribution_to_json(d)) for name, d in trial.distributions.items()},
+            }
+    return None
+
+
+def check_definition(study: optuna.Study, definition: dict, where: str) -> None:
+    """Store ``definition`` in a study that has none, or compare it with the stored one; a study tuned on
+    something else raises ``ValueError`` naming the first difference (nothing is written then). A study made
+    before definitions were stored is compared on what its trials show (``recorded_definition``)."""
+    stored = study.user_attrs.get(DEFINITION)
+    if stored is None:
+        recorded = recorded_definition(study)
+        if recorded is not None:
+            space = {name: definition["search_space"].get(name) for name in recorded["search_space"]}
+            _raise_on_difference(study, recorded, {**{key: definition[key] for key in recorded},
+                                                   "search_space": space}, where)
+        study.set_user_attr(DEFINITION, definition)
+        stored = study.user_attrs[DEFINITION]  # two processes opening a fresh study: the one written last counts
+    _raise_on_difference(study, stored, definition, where)
+
+
+def _raise_on_difference(study: optuna.Study, stored: dict, current: dict, where: str) -> None:
+    keys = [key for key in {**stored, **current} if stored.get(key) != current.get(key)]
+    if not keys:
+        return
+    key, others = keys[0], [other.replace("_", " ") for other in keys[1:]]
+    raise ValueError(
+        f"study {study.study_name!r} in {where} was tuned with {_difference(key, stored.get(key), current.get(key))}"
+        + (f" (also different: {', '.join(others)})" if others else "")
+        + "; its trials cannot be compared with this run's: use another --study-name (or another --out)"
+    )
+
+
+def _difference(key: str, old, new) -> str:
+    """One difference in words: ``modalities text, audio (this run: text, audio, vision)``."""
+    label = key.replace("_", " ")
+    if isinstance(old, dict) and isinstance(new, dict):
+        old_leaves, new_leaves = _leaves(old), _leaves(new)
+        paths = [path for path in {**old_leaves, **new_leaves} if old_leaves.get(path) != new_leaves.get(path)]
+        if key == "search_space":  # choices lists are long: name the parameters
+            return f"other search space: {', '.join(dict.fromkeys(path.split('.')[0] for path in paths))}"
+        return f"other {label}: " + ", ".join(
+            f"{path} {_words(old_leaves.get(path))} (this run: {_words(new_leaves.get(path))})" for path in paths[:3])
+    return f"{label} {_words(old)} (this run: {_words(new)})"
+
+
+def _leaves(value: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}, "c": 2}`` -> ``{"a.b": 1, "c": 2}``."""
+    leaves = {}
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        leaves.update(_leaves(item, f"{path}.") if isinstance(item, dict) and item else {path: item})
+    return leaves
+
+
+def _words(value) -> str:
+    if value is None:
+        return "none"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def without_test(data: Dataset) -> Dataset:
@@ -168,13 +283,14 @@ class Session:
         config = build_config(spec.run_spec())
         data, described = load_run_dataset(spec.run_spec(), config)
         base = resolve(config, spec.fusion, described)
-        sample_overrides(optuna.create_study().ask(), spec.fusion, data.modality_names)  # the space fits the data
+        definition = study_definition(spec, data, base)
         warmup = base.protocol.warmup_epochs + 1 if spec.pruner_warmup is None else spec.pruner_warmup
         name = spec.study_name or f"tune-{spec.dataset}-{spec.fusion}-{base.hash}"
         study = open_study(
             spec.storage_spec(), name, sampler=TrialSeededTPE(spec.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup, n_warmup_steps=warmup),
         )
+        check_definition(study, definition, spec.storage_spec().describe())
         return cls(spec, config, data, described, resolve_device(spec.device), study)
 
     def objective(self, trial: optuna.Trial) -> float:
@@ -202,8 +318,9 @@ class Session:
         return best
 
     def work(self) -> None:
-        names = [f"trial-{k}" for k in range(self.spec.trials)]
-        work(self.study, names, self.objective, self.spec.storage_spec().retry(), timeout=self.spec.timeout)
+        storage = self.spec.storage_spec()
+        work(self.study, self.spec.units(), self.objective, storage.retry(), timeout=self.spec.timeout,
+             claims=Claims.of(storage))
 
     def say(self, line: str) -> None:
         if not self.spec.quiet:
@@ -231,7 +348,7 @@ def tune(spec: TuneSpec) -> dict:
         raise ValueError(f"--amp uses bf16 autocast on CUDA; the device is {device}")
     check_writable(Path(spec.out))
     session = Session.open(spec)
-    enqueue(session.study, {f"trial-{k}": {} for k in range(spec.trials)})
+    enqueue(session.study, {name: {} for name in spec.units()})
     if spec.workers == 1:
         session.work()
     else:
@@ -244,7 +361,11 @@ def tune(spec: TuneSpec) -> dict:
             process.join()
         stopped = [p.exitcode for p in processes if p.exitcode != 0]
         if stopped:
-            raise ValueError(f"{len(stopped)} of {spec.workers} tuning workers stopped with exit status {stopped}")
+            raise ValueError(
+                f"{len(stopped)} of {spec.workers} tuning workers stopped with exit status {stopped} (-N: killed by "
+                "signal N); finished trials are kept: run the same command again to run the stopped workers' trials "
+                "and write the results"
+            )
     return write_results(session)
 
 
@@ -254,13 +375,20 @@ def write_results(session: Session) -> dict:
     trials = study.get_trials(deepcopy=False)
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    running = unfinished(study, spec.units(), Claims.of(spec.storage_spec()))
+    if running:
+        lost = sum(verdict.alive is None for verdict in running.values())
+        print(f"warning: {len(running)} of {spec.trials} trials are not finished and are left out of the results "
+              f"({lost} lost to this machine, which cannot tell whether their workers live): "
+              + "; ".join(f"{name} ({verdict.reason})" for name, verdict in running.items()),
+              file=sys.stderr, flush=True)
     if not complete:
         raise ValueError(f"no trial of study {study.study_name!r} completed ({counts}); no best parameters written")
     best = min(complete, key=lambda t: t.value)
     document = {
         "fusion": spec.fusion, "dataset": spec.dataset, "study_name": study.study_name,
-        "storage": spec.storage_spec().describe(), "metric": "valid_mae" if session.data.task == "regression"
-        else "valid_loss", "value": best.value, "trial": best.number, "trials": counts, "params": best.params,
+        "storage": spec.storage_spec().describe(), "metric": objective_metric(session.data), "value": best.value,
+        "trial": best.number, "trials": counts, "params": best.params,
         "config": sample_overrides(optuna.trial.FixedTrial(best.params), spec.fusion, session.data.modality_names),
         "cell": best.user_attrs.get("config"), "config_hash": best.user_attrs.get("config_hash"),
         "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),

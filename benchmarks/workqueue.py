@@ -13,8 +13,9 @@ Attempts. A unit's attempts form a chain: its first trial, then after each FAILE
 copy that ``RetryHeartbeatStaleTrialCallback`` makes (same parameters and user attributes; the failed number in
 the system attribute ``retry_history``), at most ``max_retries`` times. An attempt fails when the unit raises
 (the message is the trial's user attribute ``error``) or, in an RDB storage, when its worker stops sending
-heartbeats for the grace period (killed, frozen or cut off): the next worker that looks marks it FAIL and the
-storage's callback queues the retry. Where two trials compete for one place in a chain — a unit added by two
+heartbeats for the grace period (killed, frozen or cut off), or, in a journal file, when its worker ended
+without finishing it (its claim lock is free): the next worker that looks marks it FAIL and the retry is
+queued. Where two trials compete for one place in a chain — a unit added by two
 processes that started together, a retry made twice — only the lower-numbered counts (a study numbers its
 trials in one locked sequence, so every process agrees); the other is dropped unrun when claimed.
 
@@ -22,28 +23,30 @@ Hence each unit has at most one attempt that counts and is not finished, so noth
 live worker loses contact for the whole grace period: the retry then runs too, and the late worker's result is
 discarded — and nothing is lost: a worker records a heartbeat before it claims (a claim without one would never
 go stale), a FAIL with retries left but no retry (its worker died between the two writes) is retried by whoever
-sees it, and workers on a heartbeat storage wait for running units until they finish or go stale. Without
-heartbeats (journal file) a unit whose process was killed stays RUNNING and is not waited for.
+sees it, and workers wait for running units until they finish or go stale. Without heartbeats (a journal
+file) the claim locks of ``benchmarks.journal_claims`` tell the two apart: a worker holds the trial's lock from
+before its claim until the study knows the outcome, so a RUNNING trial whose lock is free and names this host
+is stale: the next worker that looks marks it FAIL (the reason in ``error``) and queues the retry. A claim made
+on another machine cannot be judged here; it is not waited for, and ``unfinished`` says why.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from .journal_claims import WORKER, Claims, Verdict, judge, worker_name
+
 UNIT = "unit"
 ERROR = "error"
-WORKER = "worker"
 
 Runner = Callable[[optuna.Trial], float]
 Retry = Callable[[optuna.Study, FrozenTrial], None]
@@ -86,54 +89,94 @@ def last_attempts(study: optuna.Study, names: Iterable[str]) -> dict[str, Frozen
     return {name: chains[name][-1] for name in names if name in chains}
 
 
-def worker_name() -> str:
-    """``host:pid`` of this process (the ``worker`` user attribute of the trials it claims)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def work(
     study: optuna.Study, names: list[str], run: Runner, retry: Retry, timeout: float | None = None,
-    poll: float | None = None,
+    poll: float | None = None, claims: Claims | None = None,
 ) -> None:
     """Claim and run the named units of ``study`` until each is finished (COMPLETE, PRUNED, or FAILED with no
     retries left), or ``timeout`` seconds have passed (the unit in progress is finished first).
 
     ``run(trial)`` returns the trial's value; raising ``optuna.TrialPruned`` prunes it, any other exception
     fails it (``retry`` then queues it again). ``poll``: seconds between looks while others run the last units
-    (default: the storage's heartbeat interval).
+    (default: the storage's heartbeat interval, or 1). ``claims``: the claim locks of a storage without
+    heartbeats (``Claims.of(storage_spec)``); such a storage without them raises ``ValueError``, as nothing
+    could tell a killed worker's unit from a running one.
     """
     storage = study._storage  # noqa: SLF001 (Optuna has no public "pop a waiting trial, never create one")
     interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if interval is None and claims is None:
+        raise ValueError("a storage without heartbeats needs claim locks (benchmarks.journal_claims.Claims) to "
+                         "tell a killed worker's units from running ones")
     deadline = None if timeout is None else time.monotonic() + timeout
     wanted = set(names)
     while deadline is None or time.monotonic() < deadline:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # silent RUNNING trials -> FAIL, retried by the storage
+        if claims is not None:
+            _fail_dead_claims(study, claims, last_attempts(study, names).values())
         for last in last_attempts(study, names).values():
             if last.state == TrialState.FAIL:
                 retry(study, copy.deepcopy(last))  # an orphan (its worker died before queueing the retry); a
                 # spent unit is left alone. (The callback appends to the trial's retry history in place.)
         trials = study.get_trials(deepcopy=False)
         latest = [chain[-1] for name, chain in attempts(trials).items() if name in wanted]
-        claimed = _claim(study, trials, latest, interval is not None)
+        claimed = _claim(study, trials, latest, interval is not None, claims)
         if claimed is not None:
-            _run(study, claimed, run, retry, interval)
-        elif any(_pending(last, interval is not None) for last in latest):
+            trial, hold = claimed
+            with hold:
+                _run(study, trial, run, retry, interval)
+        elif any(_pending(last, interval is not None, claims) for last in latest):
             time.sleep(poll or interval or 1)
         else:
             return
 
 
-def _pending(last: FrozenTrial, heartbeats: bool) -> bool:
-    """Whether a unit whose latest attempt is ``last`` may still need this worker."""
-    return last.state == TrialState.WAITING or (heartbeats and last.state == TrialState.RUNNING)
+def unfinished(study: optuna.Study, names: Iterable[str], claims: Claims | None) -> dict[str, Verdict]:
+    """The named units whose latest attempt is RUNNING, each with whether its worker is alive and why; with
+    ``claims`` (a journal file), a verdict of None means this machine cannot tell, so it will never run the unit
+    again; without (a heartbeat storage), every verdict is True. Changes nothing."""
+    heartbeats = Verdict(True, "its worker sends heartbeats; once they stop, the next worker to look runs it again")
+    return {
+        name: heartbeats if claims is None else claims.verdict(last)
+        for name, last in last_attempts(study, names).items() if last.state == TrialState.RUNNING
+    }
+
+
+def _pending(last: FrozenTrial, heartbeats: bool, claims: Claims | None) -> bool:
+    """Whether a unit whose latest attempt is ``last`` may still need this worker: it waits, or it runs and its
+    worker may yet go silent (heartbeats), or its claim can be judged here (alive: wait; just ended: take over)."""
+    if last.state != TrialState.RUNNING:
+        return last.state == TrialState.WAITING
+    return heartbeats or (claims is not None and claims.verdict(last).alive is not None)
+
+
+def _fail_dead_claims(study: optuna.Study, claims: Claims, lasts: Iterable[FrozenTrial]) -> None:
+    """Mark FAIL each RUNNING attempt in ``lasts`` whose worker is gone, the reason in ``error`` (the orphan step
+    of ``work`` then queues its retry). Judged under the trial's lock, on the trial as it is then."""
+    storage = study._storage  # noqa: SLF001
+    for last in lasts:
+        if last.state != TrialState.RUNNING:
+            continue
+        handle = claims.lock(last._trial_id)  # noqa: SLF001
+        if handle is None:
+            continue  # its worker holds it
+        with handle:
+            trial = storage.get_trial(last._trial_id)  # noqa: SLF001
+            if trial.state != TrialState.RUNNING:
+                continue  # finished before its worker let go of the lock
+            verdict = judge(trial, handle.read())
+            if verdict.alive is False:
+                storage.set_trial_user_attr(last._trial_id, ERROR, f"not finished: {verdict.reason}")  # noqa: SLF001
+                study.tell(trial.number, state=TrialState.FAIL)
 
 
 def _claim(
     study: optuna.Study, trials: list[FrozenTrial], latest: list[FrozenTrial], heartbeats: bool,
-) -> FrozenTrial | None:
-    """Pop the first waiting latest attempt of a unit in ``latest``; duplicates met on the way are dropped."""
+    claims: Claims | None,
+) -> tuple[FrozenTrial, AbstractContextManager] | None:
+    """Pop the first waiting latest attempt of a unit in ``latest``, with what holds its claim lock until the
+    caller has told the study how it ended (with ``claims``); duplicates met on the way are dropped."""
     storage = study._storage  # noqa: SLF001
     current = {last.number for last in latest}
     names = {last.user_attrs[UNIT] for last in latest}
@@ -141,17 +184,27 @@ def _claim(
         if trial.state != TrialState.WAITING or trial.user_attrs.get(UNIT) not in names:
             continue
         trial_id = trial._trial_id  # noqa: SLF001
-        if heartbeats:  # before the claim, so that a worker killed right after it leaves a heartbeat to go stale
-            storage.record_heartbeat(trial_id)
-        try:
-            if not storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+        with ExitStack() as hold:
+            if claims is not None:
+                handle = claims.lock(trial_id)
+                if handle is None:
+                    continue  # another worker is claiming it
+                hold.enter_context(handle)
+                Claims.stake(handle)  # before the claim, so that a worker killed right after it leaves its name
+            if heartbeats:  # before the claim, so that a worker killed right after it leaves a heartbeat to go stale
+                storage.record_heartbeat(trial_id)
+            try:
+                claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+            except UpdateFinishedTrialError:
+                claimed = False
+            if not claimed:
+                if claims is not None:
+                    Claims.stake(handle, "")  # claimed by a worker without a lock: the record must not name this one
                 continue
-        except UpdateFinishedTrialError:
-            continue
-        if trial.number in current:
-            return trial
-        storage.set_trial_user_attr(trial_id, ERROR, "duplicate of an earlier trial of this unit; not run")
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            if trial.number in current:
+                return trial, hold.pop_all()
+            storage.set_trial_user_attr(trial_id, ERROR, "duplicate of an earlier trial of this unit; not run")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
     return None
 
 

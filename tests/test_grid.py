@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from benchmarks.cli import run_cli
 from benchmarks.grid import RECORD, run_grid
+from benchmarks.journal_claims import Claims
 from benchmarks.metrics import REGRESSION_METRICS
 from benchmarks.run import RunSpec, main, run_benchmark
 from benchmarks.studies import StorageSpec, open_study
@@ -191,7 +192,7 @@ def _race_for_the_unit(storage: StorageSpec, name: str, barrier, ran) -> None:
     """One worker process: open the study, wait for the others, then work on its single unit."""
     study = open_study(storage, name)
     barrier.wait(timeout=120)
-    work(study, ["u"], lambda trial: ran.put(os.getpid()) or 1.0, storage.retry())
+    work(study, ["u"], lambda trial: ran.put(os.getpid()) or 1.0, storage.retry(), claims=Claims.of(storage))
 
 
 def assert_one_worker_runs_the_waiting_unit(storage: StorageSpec, name: str, processes: int = 4) -> None:

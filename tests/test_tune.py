@@ -1,12 +1,15 @@
 """Tuning: search spaces, the CLI on SQLite, validation-only objective, pruning, --params tuned, local journal
-workers, bad flags; and (with FUSIONBENCH_PG_URL) two machines' workers sharing one study in PostgreSQL."""
+workers (one killed with SIGKILL), bad flags; and (with FUSIONBENCH_PG_URL) two machines' workers sharing one
+study in PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -25,12 +28,11 @@ from benchmarks.run import RunSpec, build_config, load_run_dataset, run_benchmar
 from benchmarks.studies import StorageSpec
 from benchmarks.train import resolve_hparams
 from benchmarks.tune import TuneSpec, main, tune
-from benchmarks.workqueue import UNIT
+from benchmarks.workqueue import ERROR, UNIT, WORKER, attempts
 from tests.conftest import random_modalities
 from tests.test_run import TINY_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("FUSIONBENCH_PG_URL")
 
 
 @pytest.fixture(scope="module")
@@ -171,19 +173,46 @@ def test_a_bad_configuration_is_pruned(tmp_path, tiny_config):
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
 
 
-def test_two_local_workers_share_a_journal(tmp_path, tiny_config):
+@pytest.mark.slow
+def test_two_local_workers_share_a_journal_and_a_killed_workers_trial_runs_again(tmp_path):
+    """``--workers 2`` on the journal file, one worker SIGKILLed in the middle of a trial: the other finds the
+    trial's claim lock free, marks it failed and runs it again; the command says a worker stopped, and the same
+    command run again exits 0 with each of the 4 trials finished exactly once and nothing left running."""
+    config = tmp_path / "slow.toml"
+    epochs = 150  # a trial lasts a few seconds: long enough to kill its worker in the middle of it
+    config.write_text(TINY_CONFIG.replace("max_epochs = 2", f"max_epochs = {epochs}")
+                      .replace("patience = 5", f"patience = {epochs}"))
     out = tmp_path / "journal"
-    result = tune_cli("--fusion", "concat", "--trials", "4", "--workers", "2", "--config", str(tiny_config),
-                      "--out", str(out), "--device", "cpu")
-    assert result.returncode == 0, result.stderr
+    args = ["--fusion", "concat", "--trials", "4", "--workers", "2", "--config", str(config), "--out", str(out),
+            "--device", "cpu", "--quiet"]
+    command = subprocess.Popen([sys.executable, "-m", "benchmarks.tune", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    journal = StorageSpec(journal=str(out / "studies.journal"))
+    deadline, victim = time.monotonic() + 240, None
+    while victim is None and time.monotonic() < deadline and command.poll() is None:
+        time.sleep(0.05)
+        names = optuna.get_all_study_names(journal.open()) if (out / "studies.journal").exists() else []
+        victim = next((t for name in names for t in optuna.load_study(study_name=name, storage=journal.open())
+                       .get_trials() if t.state == TrialState.RUNNING and WORKER in t.user_attrs
+                       and 1 <= len(t.intermediate_values) <= epochs // 10), None)  # far from finished
+    assert victim is not None, command.communicate()
+    pid = int(victim.user_attrs[WORKER].rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    _, stderr = command.communicate(timeout=300)
+    assert command.returncode == 2 and "1 of 2 tuning workers stopped with exit status [-9]" in stderr, stderr
+
+    rerun = tune_cli(*args)
+    assert rerun.returncode == 0 and "warning" not in rerun.stderr, rerun.stderr
     assert (out / "studies.journal").exists() and not (out / "studies.db").exists()
     best = json.loads((out / "best_params" / "synthetic" / "concat.json").read_text())
-    study = optuna.load_study(study_name=best["study_name"], storage=StorageSpec(journal=str(out / "studies.journal"))
-                              .open())
-    trials = study.get_trials()
-    assert len(finished(study)) == 4 == len(trials)
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert sorted(t.user_attrs[UNIT] for t in trials) == [f"trial-{k}" for k in range(4)]
+    assert best["trials"]["running"] == 0
+    study = optuna.load_study(study_name=best["study_name"], storage=journal.open())
+    chains = attempts(study.get_trials())
+    assert sorted(chains) == [f"trial-{k}" for k in range(4)] and len(study.get_trials()) == 5
+    assert [t.state for t in chains[victim.user_attrs[UNIT]]] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert f"{victim.user_attrs[WORKER]} ended while running it" in chains[victim.user_attrs[UNIT]][0].user_attrs[ERROR]
+    assert all([t.state for t in chain] == [TrialState.COMPLETE] for name, chain in chains.items()
+               if name != victim.user_attrs[UNIT])
 
 
 @pytest.mark.parametrize(
@@ -206,11 +235,10 @@ def test_bad_flags_give_one_line(tmp_path, tiny_config, capsys, args, message):
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG_URL, reason="needs FUSIONBENCH_PG_URL (a PostgreSQL server)")
-def test_two_machines_share_one_study_in_postgres(tmp_path, tiny_config):
+def test_two_machines_share_one_study_in_postgres(tmp_path, tiny_config, pg_url):
     """Two workers (as on two machines: same command, own --out) fill one study of exactly 4 trials."""
     name = f"test-tune-{uuid.uuid4().hex[:8]}"
-    args = ["--fusion", "concat", "--trials", "4", "--config", str(tiny_config), "--storage", PG_URL,
+    args = ["--fusion", "concat", "--trials", "4", "--config", str(tiny_config), "--storage", pg_url,
             "--study-name", name, "--device", "cpu", "--heartbeat", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     workers = [subprocess.Popen([sys.executable, "-m", "benchmarks.tune", *args, "--out", str(tmp_path / f"m{k}")],
@@ -219,7 +247,7 @@ def test_two_machines_share_one_study_in_postgres(tmp_path, tiny_config):
     try:
         outputs = [worker.communicate(timeout=300) for worker in workers]
         assert [worker.returncode for worker in workers] == [0, 0], outputs
-        study = optuna.load_study(study_name=name, storage=StorageSpec(url=PG_URL).open())
+        study = optuna.load_study(study_name=name, storage=StorageSpec(url=pg_url).open())
         trials = study.get_trials()
         assert len(finished(study)) == 4
         assert sorted(t.user_attrs[UNIT] for t in finished(study)) == [f"trial-{k}" for k in range(4)]
@@ -229,4 +257,4 @@ def test_two_machines_share_one_study_in_postgres(tmp_path, tiny_config):
         bests = [json.loads((tmp_path / f"m{k}" / "best_params/synthetic/concat.json").read_text()) for k in range(2)]
         assert bests[0]["trial"] == bests[1]["trial"] == study.best_trial.number
     finally:
-        optuna.delete_study(study_name=name, storage=StorageSpec(url=PG_URL).open())
+        optuna.delete_study(study_name=name, storage=StorageSpec(url=pg_url).open())
