@@ -7,6 +7,7 @@ whose label names what changed:
 * gate: the paper's Gated Fusion Unit against a full GRU cell, no gate (``(h + m) / 2``) and a linear map;
 * attention: symmetric against context-attends-to-modality only and modality-attends-to-context only;
 * context: the pooled single token against the full fused sequence carried forward;
+* state: the carried context with the position table's first row and dropout (the authors' code) against bare;
 * weights: one block per step against one block shared by every step;
 * order: every modality order (for more than four modalities, a seeded sample of ``--orders`` of them);
 * aux: the auxiliary loss on against off;
@@ -17,7 +18,8 @@ with the reference by a paired t-test per metric, Holm-corrected over all varian
 variants also get a Friedman test across orders. Output in ``--out`` (default ``results/ablate/<dataset>``):
 the runner's records and cells, ``ablation.csv`` (one row per variant: metrics mean and std, difference to
 GRF, p-values, parameters, FLOPs per sample), ``ablation.md`` / ``ablation.tex``, ``order.csv`` and the
-figure ``figures/ablation.{png,pdf}``.
+figure ``figures/ablation.{png,pdf}``. A failed cell (see ``benchmarks.run``) is left out of them, listed in
+``runs.csv`` with ``status`` "failed", and the ablation ends with ``CellsFailed`` once they are written.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ from .cli import add_data_arguments, add_training_arguments, modality_names, par
 from .config import Variant, resolve
 from .cost import count_costs
 from .metrics import higher_is_better, main_metric, metric_names
-from .run import RunSpec, build_config, load_run_dataset, run_benchmark
+from .run import RunSpec, build_config, load_run_dataset, raise_failed, run_benchmark
 from .store import atomic_write_csv, atomic_write_text
 from .train import resolve_hparams
 
 TABLE_LEGEND = ("Δ: variant minus full GRF (mean over seeds); p: paired t-test by seed, Holm-adjusted over every "
                 "variant × metric; * p < 0.05, ** p < 0.01, *** p < 0.001. FLOPs: fusion forward per sample.")
-GROUPS = ("gate", "attention", "context", "weights", "order", "aux", "layers")
+GROUPS = ("gate", "attention", "context", "state", "weights", "order", "aux", "layers")
 REFERENCE = "grf"
 
 
@@ -72,6 +74,8 @@ def ablations(modality_names: list[str], reference: dict, groups=GROUPS, orders:
             add("attention", f"attention={side}", attention=side)
     if "context" in groups:
         add("context", "context=sequence", context="sequence")
+    if "state" in groups:
+        add("state", "state=bare", state_position=False)
     if "weights" in groups:
         add("weights", "weights=shared", share_weights=True)
     if "order" in groups:
@@ -210,9 +214,13 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
     reference = resolve(config, REFERENCE, described).hparams
     found = ablations(data.modality_names, reference, groups, orders)
     run.fusions = [a.variant for a in found]
-    records = run_benchmark(run, quiet=quiet, report=False)
+    every = run_benchmark(run, quiet=quiet, report=False, check=False)
+    records = every[every["status"].eq("done")]
+    if REFERENCE not in set(records["fusion"]) or records["fusion"].nunique() < 2:
+        raise_failed(every, out / "runs.csv")  # nothing to compare: say why
     groups = {a.variant.label: a.group for a in found}
-    summary = summarise(records, groups, variant_costs(config, described, data, run.fusions), data.task)
+    trained = [variant for variant in run.fusions if variant.label in set(records["fusion"])]
+    summary = summarise(records, groups, variant_costs(config, described, data, trained), data.task)
     atomic_write_csv(out / "ablation.csv", summary)
     write_tables(out, summary, data.task)
     order_labels = [a.variant.label for a in found if a.group in ("reference", "order")]
@@ -221,6 +229,7 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
     if not quiet:
         print(table_text(summary, data.task, "simple"))
         print(TABLE_LEGEND)
+    raise_failed(every, out / "runs.csv")
     return summary
 
 

@@ -14,7 +14,8 @@ gathered in ``<out>/accuracy.csv`` (one row per fusion x setting x seed, the run
 and ``flops``: the fusion's forward FLOPs per sample at the data's padded lengths, counted on ``meta``),
 ``<out>/skipped.csv`` lists fusions refused at a modality count (e.g. TFN over its size cap), and the
 figures ``<out>/figures/accuracy_vs_n`` and ``accuracy_vs_flops`` (the Pareto front over every fusion and
-setting) are written as PNG and PDF.
+setting) are written as PNG and PDF. A failed cell (see ``benchmarks.run``) stays in ``accuracy.csv`` with
+``status`` "failed", is left out of the figures, and the sweep ends with ``CellsFailed`` once all is written.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from fusions import build_fusion, fusion_class
 from .cli import add_training_arguments, parse_fusions, parse_ints, parse_seeds
 from .config import Variant, resolve
 from .cost import count_costs
-from .metrics import main_metric
-from .run import RunSpec, build_config, load_run_dataset, run_benchmark
+from .metrics import main_metric, task_of_columns
+from .run import RunSpec, build_config, load_run_dataset, raise_failed, run_benchmark
 from .store import atomic_write_csv
 from .train import resolve_hparams
 
@@ -91,11 +92,14 @@ def run_accuracy_scaling(
         if not fitting:
             continue
         spec.fusions = fitting
-        frame = run_benchmark(spec, quiet=quiet, report=False)
+        frame = run_benchmark(spec, quiet=quiet, report=False, check=False)
         lengths, dims = [int(x.shape[1]) for x in data.train.xs], data.dims
         flops = {}
+        trained = set(frame.loc[frame["status"].eq("done"), "fusion"])
         for fusion in fitting:
             cell = resolve(config, fusion, described)
+            if cell.label not in trained:  # failed on every seed (perhaps a configuration that does not build)
+                continue
             hparams = resolve_hparams(cell.hparams, data.modality_names)
             counted = count_costs(lambda f=cell.fusion, h=hparams, d=dims: build_fusion(f, d, **h), dims, lengths)
             flops[cell.label] = counted.flops
@@ -106,15 +110,17 @@ def run_accuracy_scaling(
     if not records:
         raise ValueError("no fusion could be trained at any modality count")
     gathered = pd.concat(records, ignore_index=True)
-    _figures(gathered, out)
+    done = gathered[gathered["status"].eq("done")]
+    if not done.empty:
+        _figures(done, out)
+    raise_failed(gathered, out / "accuracy.csv")
     return gathered
 
 
 def _figures(records: pd.DataFrame, out: Path) -> None:
     from analysis.plots import metric_vs_flops, metric_vs_modalities  # noqa: PLC0415
 
-    task = "regression" if "mae" in records.columns else "classification"
-    main = main_metric(task)
+    main = main_metric(task_of_columns(records.columns))
     metric_vs_modalities(records, [main], out / "figures" / "accuracy_vs_n")
     metric_vs_flops(records, main, out / "figures" / "accuracy_vs_flops")
 
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device, max(args.subsets, 0), args.quiet,
     )
     if not args.quiet:
-        main_column = main_metric("regression" if "mae" in records.columns else "classification")
+        main_column = main_metric(task_of_columns(records.columns))
         table = records.groupby(["fusion", "n_modalities"])[main_column].agg(["mean", "std", "count"])
         print(table.to_string())
     return 0

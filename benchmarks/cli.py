@@ -1,7 +1,8 @@
 """Command-line plumbing shared by the runners: flag parsing and one-line errors.
 
 Bad input never ends in a traceback wall: ``run_cli`` prints ``error: <message>`` on one line and exits with
-status 2. Set ``FUSIONBENCH_DEBUG=1`` to see the traceback instead.
+status 2. Set ``FUSIONBENCH_DEBUG=1`` to see the traceback instead. A run whose cells failed (``CellsFailed``)
+ends with ``error: <summary>``, one indented line per failed cell, and exit status 1.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ from .config import Variant
 
 class UsageError(ValueError):
     """A flag that does not parse or does not fit this machine."""
+
+
+class CellsFailed(RuntimeError):
+    """Some cells of a run failed after the run went through every cell and wrote its records. The message is
+    the summary; ``details``: one line per failed cell (``<fusion> seed <k>: <error>``)."""
+
+    def __init__(self, summary: str, details: list[str]):
+        super().__init__(summary)
+        self.details = details
+
+
+def debug() -> bool:
+    """Whether ``FUSIONBENCH_DEBUG`` asks for tracebacks instead of one-line errors."""
+    return bool(os.environ.get("FUSIONBENCH_DEBUG"))
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -144,14 +159,19 @@ def resolve_device(text: str) -> torch.device:
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Run ``main(argv)``; a bad-input error (``ValueError``, ``OSError``, ``KeyError``) becomes one line and
-    exit status 2, Ctrl-C exit status 130."""
+    exit status 2, failed cells (``CellsFailed``) the summary and exit status 1, Ctrl-C exit status 130."""
     try:
         return int(main(argv) or 0)
     except KeyboardInterrupt:
         print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
         return 130
+    except CellsFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        for line in error.details:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     except (ValueError, OSError, KeyError) as error:
-        if os.environ.get("FUSIONBENCH_DEBUG"):
+        if debug():
             raise
         message = str(error).strip().strip('"') or type(error).__name__
         print(f"error: {message.splitlines()[0]}", file=sys.stderr)

@@ -17,12 +17,22 @@ order = ["text", "vision", "audio"]
 
 Presets live in ``benchmarks/configs/<name>.toml``; ``--config FILE`` and tuned parameters are merged over the
 preset. A key that does not exist anywhere raises ``ConfigError`` naming it.
+
+A preset is written for a dataset's full set of modalities; its values that depend on that set (GRF's modality
+``order``, given by names) are fitted to a run's selection by ``fit_to_modalities``. Values a user gives are
+never changed: ``value_source`` says where one came from, so that an error can name it.
+
+A cell is identified by ``CellConfig.hash``: its configuration, the dataset (options, modality selection and
+order, a fingerprint of the loaded arrays; not the path), bf16 autocast, and ``code_version()``, a digest of the
+code that computes a result. A change to any of them gives another hash, hence another cell folder.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import tomllib
@@ -30,6 +40,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import fusions
 from fusions import fusion_class, fusion_hparams
 
 
@@ -118,6 +129,81 @@ def merge(base: dict, override: dict) -> dict:
     return merged
 
 
+Layers = list[tuple[str, dict]]
+"""A configuration as its sources, lowest precedence first: ``(where, table)``, e.g. ``("preset 'quick'", {...})``,
+``("--config run.toml", {...})``; merged in order they give the configuration."""
+
+
+def merge_layers(layers: Layers) -> dict:
+    """The configuration of ``layers`` (each merged over the ones before it), validated: an unknown key raises
+    ``ConfigError`` naming it."""
+    config = functools.reduce(merge, (table for _, table in layers), {})
+    validate(config)
+    return config
+
+
+def _fusion_tables(config: dict):
+    """Every fusion table of ``config`` with its dotted path: ``fusions.<f>`` and ``datasets.<d>.fusions.<f>``."""
+    for fusion, table in config.get("fusions", {}).items():
+        yield f"fusions.{fusion}", table
+    for dataset, dataset_table in config.get("datasets", {}).items():
+        for fusion, table in dataset_table.get("fusions", {}).items():
+            yield f"datasets.{dataset}.fusions.{fusion}", table
+
+
+def fit_to_modalities(preset: dict, modalities: list[str]) -> dict:
+    """``preset`` with every modality ``order`` given by names restricted to ``modalities``, the preset's
+    relative order kept (e.g. text, vision, audio on text and audio: text, audio). Such an order is the only
+    preset value that depends on the modality set; orders given by index are left as they are."""
+    fitted = copy.deepcopy(preset)
+    for _, table in _fusion_tables(fitted):
+        order = table.get("order")
+        if isinstance(order, list) and all(isinstance(name, str) for name in order):
+            table["order"] = [name for name in order if name in modalities]
+    return fitted
+
+
+def value_source(layers: Layers, fusion: str | Variant, dataset: str, key: str) -> str | None:
+    """Where the value of hyperparameter ``key`` that ``resolve`` gives ``fusion`` on ``dataset`` was set, e.g.
+    ``"--config run.toml [datasets.mosi.fusions.grf]"`` or ``"fusion spec 'grf:order=...'"``; None when no
+    layer sets it (the fusion's default). Follows ``resolve``'s precedence: a variant's overrides, then the
+    dataset's fusion table, then the fusion table, each from the last layer that sets it."""
+    variant = fusion if isinstance(fusion, Variant) else Variant(fusion, fusion)
+    if key in variant.overrides:
+        return f"fusion spec {variant.label!r}"
+    for path in (("datasets", dataset, "fusions", variant.fusion), ("fusions", variant.fusion)):
+        for where, table in reversed(layers):
+            for part in path:
+                table = table.get(part, {}) if isinstance(table, dict) else {}
+            if isinstance(table, dict) and key in table:
+                return f"{where} [{'.'.join(path)}]"
+    return None
+
+
+class _WithoutDocstrings(ast.NodeTransformer):
+    """Drops string statements (docstrings): they do not change what code computes."""
+
+    def visit_Expr(self, node: ast.Expr):
+        return None if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str) else node
+
+
+@functools.cache
+def code_version() -> str:
+    """A 12-hex digest of the code that computes a cell's result: every module of the ``fusions`` package,
+    ``benchmarks.train`` and ``benchmarks.metrics``, as syntax trees without docstrings (so comments, docstrings
+    and formatting do not count; any change to what the code does does). The loaders are not in it: the data
+    fingerprint covers what they return."""
+    package = Path(fusions.__file__).resolve().parent
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in [*sorted(package.rglob("*.py")), here / "train.py", here / "metrics.py"]:
+        tree = _WithoutDocstrings().visit(ast.parse(path.read_text(), filename=str(path)))
+        base = package.parent if package in path.parents else here.parent
+        digest.update(f"{path.relative_to(base).as_posix()}\n".encode())
+        digest.update(ast.dump(tree).encode())
+    return digest.hexdigest()[:12]
+
+
 def _check_fusion_table(table: dict, fusion: str, where: str) -> None:
     fusion_class(fusion)  # unknown fusion -> ValueError listing the known
     accepted = set(fusion_hparams(fusion))
@@ -159,34 +245,42 @@ class Variant:
 @dataclass(frozen=True)
 class CellConfig:
     """Everything that defines one training cell except its seed. ``label`` names the cell in records (the
-    fusion's name, or a variant's label); it is not part of the configuration hash."""
+    fusion's name, or a variant's label); ``dataset``: ``{"name", "path", "options", "modalities",
+    "fingerprint"}`` (the runner's description, see ``benchmarks.run.load_run_dataset``); ``amp``: bf16
+    autocast (CUDA)."""
 
     fusion: str
     hparams: dict
     protocol: Protocol
-    dataset: dict  # {"name", "path", "options", "modalities"}
+    dataset: dict
     label: str = ""
+    amp: bool = False
 
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.fusion)
 
     def as_dict(self) -> dict:
+        """The cell as stored (``config.json``, checkpoints, ``meta.json``), with the ``code`` version."""
         return {
             "fusion": self.fusion, "label": self.label, "hparams": self.hparams,
-            "protocol": dataclasses.asdict(self.protocol), "dataset": self.dataset,
+            "protocol": dataclasses.asdict(self.protocol), "dataset": self.dataset, "amp": self.amp,
+            "code": code_version(),
         }
 
     @property
     def hash(self) -> str:
-        """A short stable digest of the configuration (the ``config_hash`` column); the label is left out."""
+        """A short stable digest (the ``config_hash`` column) of everything that determines the cell's result:
+        ``as_dict`` without the label (a name) and the dataset's path (where the data lies; its fingerprint
+        says what it holds)."""
         described = {k: v for k, v in self.as_dict().items() if k != "label"}
+        described["dataset"] = {k: v for k, v in self.dataset.items() if k != "path"}
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def resolve(config: dict, fusion: str | Variant, dataset: dict) -> CellConfig:
+def resolve(config: dict, fusion: str | Variant, dataset: dict, amp: bool = False) -> CellConfig:
     """The cell configuration of ``fusion`` (a registered name or a ``Variant``) on ``dataset``
-    (``{"name", "path", "options", "modalities"}``)."""
+    (``{"name", "path", "options", "modalities", "fingerprint"}``), trained with bf16 autocast when ``amp``."""
     variant = fusion if isinstance(fusion, Variant) else Variant(fusion, fusion)
     fusion_table = merge(
         merge(
@@ -197,7 +291,7 @@ def resolve(config: dict, fusion: str | Variant, dataset: dict) -> CellConfig:
     )
     protocol_values = merge(config.get("protocol", {}), fusion_table.pop("protocol", {}))
     return CellConfig(fusion=variant.fusion, hparams=fusion_table, protocol=Protocol.from_dict(protocol_values),
-                      dataset=dataset, label=variant.label)
+                      dataset=dataset, label=variant.label, amp=amp)
 
 
 def dataset_options(config: dict, dataset: str) -> dict:

@@ -10,25 +10,46 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Reports cells and epochs on stderr. ``cell(...)`` yields the per-epoch callback for ``train_cell``."""
+    """Reports cells and epochs on stderr. ``cell(...)`` yields the per-epoch callback for ``train_cell``;
+    ``note`` and ``failed`` add one line about the cell in progress (the last one started or skipped)."""
 
     def __init__(self, quiet: bool = False, total: int = 0, stream=None):
         self.quiet, self.total, self.done = quiet, total, 0
         self.stream = stream or sys.stderr
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.current = ""
 
     def _line(self, text: str) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.interactive:
+            tqdm.write(text, file=self.stream)  # above a running bar, not through it
+        else:
             print(text, file=self.stream, flush=True)
 
-    def skip(self, fusion: str, seed: int) -> None:
+    def _start(self, fusion: str, seed: int) -> str:
         self.done += 1
-        self._line(f"[{self.done}/{self.total}] {fusion} seed {seed}: already done, skipped")
+        self.current = f"[{self.done}/{self.total}] {fusion} seed {seed}"
+        return self.current
+
+    def say(self, text: str) -> None:
+        """One line about the run (not about a cell)."""
+        self._line(text)
+
+    def note(self, text: str) -> None:
+        """One line about the current cell, e.g. that it resumes or why it is trained again."""
+        self._line(f"{self.current}: {text}")
+
+    def failed(self, error: str) -> None:
+        """The current cell failed (the run goes on; the summary at its end lists every failed cell)."""
+        self._line(f"{self.current}: failed: {error}")
+
+    def skip(self, fusion: str, seed: int) -> None:
+        self._line(f"{self._start(fusion, seed)}: already done, skipped")
 
     @contextmanager
     def cell(self, fusion: str, seed: int, max_epochs: int, metric: str):
-        self.done += 1
-        label = f"[{self.done}/{self.total}] {fusion} seed {seed}"
+        label = self._start(fusion, seed)
         best = math.inf
 
         if self.quiet:

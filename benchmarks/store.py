@@ -4,11 +4,18 @@ A run folder (``--out``) holds ``meta.json`` (command, package versions, git com
 ``runs.csv`` (one row per fusion x seed), ``table.tex`` / ``table.md`` / figures, and one folder per cell:
 
     cells/<fusion>-<config_hash>/seed<k>/
-        record.json       the cell's row of runs.csv; written last, so its presence marks the cell done
+        config.json       the cell's configuration (``CellConfig.as_dict`` and the seed), written first
+        record.json       the cell's row of runs.csv; written last: with ``status`` "done" it marks the cell
+                          done, with "failed" (the ``error``, NaN metrics) a cell to try again
         predictions.csv   per test sample: id, label, prediction (regression) or predicted class + logits
         curves.csv        per epoch: train/valid loss, valid metrics, learning rate, seconds
         checkpoint.pt     best-validation weights with what is needed to rebuild the model
-        state.pt          resumable training state while the cell runs (removed when it is done)
+        state.pt          resumable training state while the cell runs (removed when it is done; kept when it
+                          failed, so that a retry resumes from its last finished epoch)
+
+A cell that failed in training has only ``config.json``, ``record.json`` and perhaps ``state.pt`` (one whose
+configuration does not fit the data has no folder: its record is in runs.csv). The ``config_hash`` covers
+everything that determines a result (``benchmarks.config``), so a folder never holds a result of other inputs.
 
 Every file is written to a temporary name in the same folder and renamed, so a killed run never leaves a
 half-written file under a final name.
@@ -71,7 +78,8 @@ def cell_dir(out: Path, fusion: str, config_hash: str, seed: int) -> Path:
 
 
 def read_record(folder: Path) -> dict | None:
-    """The cell's record, or None when the cell has not finished."""
+    """The cell's record (done or failed, see ``status``; a record without one is done), or None when the
+    cell has not ended."""
     path = Path(folder) / "record.json"
     return json.loads(path.read_text()) if path.exists() else None
 

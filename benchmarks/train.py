@@ -8,11 +8,19 @@ longest real sequence (fusions are padding invariant, so trimming changes no res
 
 A cell can be resumed: with ``state_path`` set, the full training state (weights, optimiser, schedule,
 random generators, curves, best weights) is written atomically after every epoch and picked up on restart,
-so an interrupted run loses at most the epoch in progress and ends with the same result.
+so an interrupted run loses at most the epoch in progress and ends with the same result. The state records
+what it was computed from (the cell's hash, the seed, the data's fingerprint, autocast); a state saved for
+anything else is not resumed: training starts from epoch 0.
+
+Divergence: a non-finite (NaN or infinite) training loss, validation loss or prediction, or test prediction
+raises ``Diverged`` with the epoch and the reason; nothing else counts as divergence (a finite result,
+however large, is a result: an extreme feature value gives one, and the loaders warn about those).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import time
@@ -31,6 +39,27 @@ from .config import CellConfig, Protocol
 from .data import Dataset, Split
 from .metrics import task_metrics
 from .store import atomic_torch_save
+
+
+class Diverged(ValueError):
+    """A cell's loss or predictions became non-finite (NaN or infinite). ``reason`` says which; ``epoch`` is the
+    1-based epoch it happened in (None when raised outside training, by ``evaluate``)."""
+
+    def __init__(self, reason: str, epoch: int | None = None):
+        self.reason, self.epoch = reason, epoch
+        super().__init__(reason if epoch is None else f"training diverged at epoch {epoch}: {reason}")
+
+
+def data_fingerprint(data: Dataset) -> str:
+    """A 16-hex digest of what a cell learns from and is scored on: task, classes, modality names, and every
+    split's ids, labels, features and masks (byte for byte; ``extras`` are not read by training)."""
+    digest = hashlib.sha256(json.dumps([data.task, data.num_classes, list(data.modality_names)]).encode())
+    for name, split in data.splits.items():
+        digest.update(json.dumps([name, list(split.ids)]).encode())
+        for tensor in (split.labels, *split.xs, *split.masks):
+            digest.update(str((tensor.dtype, tuple(tensor.shape))).encode())
+            digest.update(memoryview(tensor.detach().cpu().contiguous().numpy()).cast("B"))
+    return digest.hexdigest()[:16]
 
 
 def seed_everything(seed: int) -> None:
@@ -133,7 +162,8 @@ def evaluate(
     model: Predictor, split: Split, task: str, device: torch.device, batch_size: int = 256, amp: bool = False,
     keep_states: bool = False,
 ) -> Evaluation:
-    """Run ``model`` over ``split`` in eval mode under ``torch.inference_mode``."""
+    """Run ``model`` over ``split`` in eval mode under ``torch.inference_mode``. Raises ``Diverged`` when an
+    output or the loss is not finite."""
     model.eval()
     outputs, states, loss_sum = [], [], 0.0
     with torch.inference_mode(), autocast(device, amp):
@@ -145,6 +175,11 @@ def evaluate(
                 states.append([s.float().cpu() for s in prediction.states])
     output = torch.cat(outputs).numpy()
     output = output[:, 0] if task == "regression" else output
+    bad = int((~np.isfinite(output.reshape(len(output), -1))).any(axis=1).sum())
+    if bad:
+        raise Diverged(f"{bad} of {len(output)} predictions are not finite")
+    if not math.isfinite(loss_sum):
+        raise Diverged(f"the loss is {loss_sum}")
     labels = split.labels.numpy()
     return Evaluation(
         outputs=output, loss=loss_sum / len(split), metrics=task_metrics(task, labels, output),
@@ -176,6 +211,7 @@ class CellResult:
 
 
 EpochCallback = Callable[[int, float, dict], None]
+Say = Callable[[str], None]
 
 
 def _validation_score(task: str, evaluation: Evaluation) -> float:
@@ -185,12 +221,17 @@ def _validation_score(task: str, evaluation: Evaluation) -> float:
 
 def train_cell(
     cell: CellConfig, data: Dataset, seed: int, device: torch.device | str = "cpu", amp: bool = False,
-    state_path: Path | None = None, on_epoch: EpochCallback | None = None,
+    state_path: Path | None = None, on_epoch: EpochCallback | None = None, say: Say | None = None,
 ) -> CellResult:
-    """Train ``cell`` on ``data`` with ``seed`` and evaluate its best-validation weights on test.
+    """Train ``cell`` on ``data`` with ``seed`` and evaluate its best-validation weights on test (the only
+    time the test split is read).
 
     ``on_epoch(epoch, valid_score, curve_row)`` is called after every epoch (it may raise to stop, e.g.
-    Optuna's pruning). ``state_path``: where to keep the resumable training state (deleted at the end).
+    Optuna's pruning). ``state_path``: where to keep the resumable training state (written after every epoch;
+    the caller deletes it once the result is stored). ``say(line)`` receives one line when training resumes
+    from the state or refuses a state saved for other inputs. Raises ``Diverged`` (with the epoch) when the
+    training loss, a validation output or loss, or a test output is not finite; the state of the last finite
+    epoch is kept.
     """
     device = torch.device(device)
     protocol: Protocol = cell.protocol
@@ -205,8 +246,19 @@ def train_cell(
     order = torch.Generator().manual_seed(seed)
     train_batches = Batches(data.train, device)
     state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "best_state": None, "curves": [], "seconds": 0.0}
-    if state_path is not None and state_path.exists():
-        state = _restore(state_path, model, optimizer, schedule, order)
+    if state_path is not None:
+        identity = {"config_hash": cell.hash, "seed": seed, "data": data_fingerprint(data), "amp": amp}
+        state["identity"] = identity
+        if state_path.exists():
+            saved = torch.load(state_path, map_location="cpu", weights_only=False)
+            if saved.get("identity") == identity:
+                state = _restore(saved, model, optimizer, schedule, order)
+                if say is not None:
+                    say(f"resuming from epoch {state['epoch']} of {protocol.max_epochs} (saved training state)")
+            elif say is not None:
+                changed = [k for k in identity if saved.get("identity", {}).get(k) != identity[k]]
+                say(f"the saved training state {state_path.name} was computed from other inputs "
+                    f"({', '.join(changed)}); training from epoch 0")
 
     while state["epoch"] < protocol.max_epochs and state["epoch"] - state["best_epoch"] < protocol.patience:
         started = time.perf_counter()
@@ -222,14 +274,21 @@ def train_cell(
             schedule.step()
             loss_sum += loss.detach() * len(labels)
             seen += len(labels)
-        valid = evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp)
+        epoch = state["epoch"] + 1
+        train_loss = float(loss_sum) / seen
+        if not math.isfinite(train_loss):
+            raise Diverged(f"the training loss is {train_loss}", epoch)
+        try:
+            valid = evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp)
+        except Diverged as error:
+            raise Diverged(f"validation: {error.reason}", epoch) from None
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         state["seconds"] += time.perf_counter() - started
-        state["epoch"] += 1
+        state["epoch"] = epoch
         score = _validation_score(data.task, valid)
         row = {
-            "epoch": state["epoch"], "train_loss": float(loss_sum) / seen, "valid_loss": valid.loss,
+            "epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
             **{f"valid_{k}": v for k, v in valid.metrics.items()}, "lr": schedule.get_last_lr()[0],
             "seconds": state["seconds"],
         }
@@ -242,9 +301,13 @@ def train_cell(
             on_epoch(state["epoch"], score, row)
 
     model.load_state_dict(state["best_state"])
+    try:
+        test = evaluate(model, data.test, data.task, device, protocol.eval_batch_size, amp)
+    except Diverged as error:
+        raise Diverged(f"test: {error.reason} (best-validation weights of epoch {state['best_epoch']})",
+                       state["epoch"]) from None
     return CellResult(
-        test=evaluate(model, data.test, data.task, device, protocol.eval_batch_size, amp),
-        valid=evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp),
+        test=test, valid=evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp),
         curves=state["curves"], best_epoch=state["best_epoch"], epochs=state["epoch"],
         train_seconds=state["seconds"], params=sum(p.numel() for p in model.parameters()),
         best_state=state["best_state"],
@@ -267,8 +330,8 @@ def _save(path: Path, state: dict, model, optimizer, schedule, order: torch.Gene
     )
 
 
-def _restore(path: Path, model, optimizer, schedule, order: torch.Generator) -> dict:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+def _restore(saved: dict, model, optimizer, schedule, order: torch.Generator) -> dict:
+    """Load a saved state (as ``_save`` wrote it) into the training objects; returns the loop's state."""
     model.load_state_dict(saved.pop("model"))
     optimizer.load_state_dict(saved.pop("optimizer"))
     schedule.load_state_dict(saved.pop("schedule"))

@@ -68,7 +68,7 @@ from .journal_claims import Claims
 from .run import RunSpec, build_config, load_run_dataset
 from .store import atomic_write_csv, atomic_write_json, check_writable
 from .studies import StorageSpec, open_study
-from .train import train_cell
+from .train import Diverged, train_cell
 from .tuned import DEFAULT_TUNE_OUT, best_params_path, tuned_table
 from .workqueue import enqueue, unfinished, work
 
@@ -117,11 +117,15 @@ class TuneSpec:
         return [f"trial-{k}" for k in range(self.trials)]
 
     def storage_spec(self) -> StorageSpec:
+        """``storage`` when given; else the study file already in ``out`` (a rerun with another ``--workers``
+        carries on the same study instead of starting a new one); else a journal file for several workers and
+        a SQLite file for one."""
         if self.storage is not None:
             return StorageSpec(url=self.storage, heartbeat=self.heartbeat)
-        if self.workers > 1:
-            return StorageSpec(journal=str(Path(self.out) / "studies.journal"))
-        return StorageSpec(url=f"sqlite:///{Path(self.out).resolve() / 'studies.db'}", heartbeat=self.heartbeat)
+        journal, database = Path(self.out) / "studies.journal", Path(self.out).resolve() / "studies.db"
+        if journal.exists() or (self.workers > 1 and not database.exists()):
+            return StorageSpec(journal=str(journal))
+        return StorageSpec(url=f"sqlite:///{database}", heartbeat=self.heartbeat)
 
 
 def protocol_space(trial) -> dict:
@@ -312,7 +316,12 @@ class Session:
                 self.say(f"trial {trial.number}: pruned at epoch {epoch} (validation score {score:.4f})")
                 raise optuna.TrialPruned(f"validation score {score:.4f} at epoch {epoch}")
 
-        result = train_cell(cell, without_test(self.data), spec.train_seed, self.device, spec.amp, on_epoch=on_epoch)
+        try:
+            result = train_cell(cell, without_test(self.data), spec.train_seed, self.device, spec.amp,
+                                on_epoch=on_epoch)
+        except Diverged as error:  # pruned like a NaN score above: retrying the same parameters diverges again
+            self.say(f"trial {trial.number}: pruned, {error}")
+            raise optuna.TrialPruned(str(error)) from None
         self.say(f"trial {trial.number}: validation score {best:.4f} after {result.epochs} epochs "
                  f"({result.train_seconds:.1f} s)")
         return best

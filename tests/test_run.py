@@ -86,8 +86,9 @@ def test_cli_end_to_end_writes_every_file_and_column(tmp_path, tiny_config):
     assert len(runs) == 4 and sorted(zip(runs.fusion, runs.seed)) == [("concat", 0), ("concat", 1), ("grf", 0),
                                                                      ("grf", 1)]
     expected = ["fusion", "seed", "dataset", "n_train", "n_valid", "n_test", *REGRESSION_METRICS, "params",
-                "train_seconds", "epochs", "best_epoch", "config_hash", "valid_mae", "device"]
+                "train_seconds", "epochs", "best_epoch", "config_hash", "valid_mae", "device", "status", "error"]
     assert set(expected) <= set(runs.columns)
+    assert (runs.status == "done").all() and runs.error.isna().all()
     assert (runs[["n_train", "n_valid", "n_test"]] == [48, 24, 24]).all().all()
     assert (runs.epochs == 2).all() and runs.best_epoch.between(1, 2).all() and (runs.params > 0).all()
     assert runs[[m for m in REGRESSION_METRICS if m != "corr"]].notna().all().all()  # corr: NaN if constant
@@ -162,13 +163,15 @@ def test_resumed_cell_equals_uninterrupted(tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_with_every_cell_once(tmp_path, tiny_config):
-    """Kill a real run (SIGKILL) mid-grid, start it again: every cell exactly once, same records as a clean run."""
+    """Kill a real run (SIGKILL) mid-grid, start it again: every cell exactly once, same records as a clean run,
+    and the interrupted cell resumes at the epoch it had stored (its first epoch line is the next one), not
+    from the start."""
     config = tmp_path / "resume.toml"
     config.write_text(TINY_CONFIG.replace("max_epochs = 2", "max_epochs = 6"))
-    args = ["--fusions", "grf,concat", "--seeds", "2", "--config", str(config), "--quiet"]
+    args = ["--fusions", "grf,concat", "--seeds", "2", "--config", str(config), "--no-report"]
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *args, "--out", str(out)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *args, "--quiet", "--out", str(out)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(out.glob("cells/*/seed*/record.json")):
         time.sleep(0.05)
@@ -178,9 +181,19 @@ def test_killed_run_resumes_with_every_cell_once(tmp_path, tiny_config):
     process.wait()
     assert list(out.glob("cells/*/seed*/record.json")), "the run ended before the kill"
     assert len(list(out.glob("cells/*/seed*/record.json"))) < 4, "the run finished before the kill"
+    (state,) = out.glob("cells/*/seed*/state.pt")
+    saved_epoch = torch.load(state, weights_only=False)["epoch"]
+    assert 1 <= saved_epoch < 6, "the interrupted cell had no epoch to resume from, or had finished"
+    fusion, seed = state.parent.parent.name.rpartition("-")[0], state.parent.name.removeprefix("seed")
 
-    assert run_cli(*args, "--out", str(out)).returncode == 0
-    assert run_cli(*args, "--out", str(tmp_path / "clean")).returncode == 0
+    resumed = run_cli(*args, "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    cell = f"{fusion} seed {seed}"
+    assert f"{cell}: resuming from epoch {saved_epoch} of 6 (saved training state)" in resumed.stderr
+    epochs = [int(line.split(" epoch ")[1].split("/")[0]) for line in resumed.stderr.splitlines()
+              if f"] {cell} epoch " in line]
+    assert epochs and epochs[0] == saved_epoch + 1, resumed.stderr  # not epoch 1: it resumed, not restarted
+    assert run_cli(*args, "--quiet", "--out", str(tmp_path / "clean")).returncode == 0
     killed, clean = (pd.read_csv(p / "runs.csv") for p in (out, tmp_path / "clean"))
     assert sorted(zip(killed.fusion, killed.seed)) == sorted(zip(clean.fusion, clean.seed))
     assert len(killed) == 4 and not killed.duplicated(["fusion", "seed"]).any()

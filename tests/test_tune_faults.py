@@ -225,3 +225,16 @@ def test_a_study_made_before_definitions_is_checked_on_what_its_trials_show(tmp_
     study = load(tmp_path, "legacy")
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2
     assert study.user_attrs[DEFINITION]["modalities"] == ["text", "audio"]
+
+
+def test_a_rerun_with_another_worker_count_carries_on_the_study_in_its_folder(tmp_path):
+    """The default storage is the study file already in --out: ``--workers 2`` after ``--workers 1`` goes on with
+    ``studies.db`` (and the reverse with ``studies.journal``) instead of silently starting another study."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    one, two = (TuneSpec(fusion="concat", out=str(tmp_path / "a"), workers=k) for k in (1, 2))
+    assert one.storage_spec().url.endswith("/a/studies.db") and two.storage_spec().journal is not None
+    open_study(one.storage_spec(), "s")  # the first run made studies.db
+    assert two.storage_spec() == one.storage_spec()
+    later = TuneSpec(fusion="concat", out=str(tmp_path / "b"), workers=2)
+    open_study(later.storage_spec(), "s")  # the first run made studies.journal
+    assert TuneSpec(fusion="concat", out=str(tmp_path / "b"), workers=1).storage_spec() == later.storage_spec()
