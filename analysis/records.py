@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from benchmarks.metrics import ALL_METRICS, task_of_columns
 from benchmarks.store import cell_dir
 
 
@@ -50,13 +50,11 @@ def load_run(path: str | Path) -> RunFolder:
     required = {"fusion", "seed", "config_hash"}
     if records.empty or not required <= set(records.columns):
         raise ValueError(f"{runs} has no records with the columns {', '.join(sorted(required))}")
-    if set(REGRESSION_METRICS) & set(records.columns):
-        task = "regression"
-    elif set(CLASSIFICATION_METRICS) & set(records.columns):
-        task = "classification"
-    else:
-        raise ValueError(f"{runs} holds no metric column (e.g. mae or accuracy)")
-    metrics = [m for m in (*REGRESSION_METRICS, *CLASSIFICATION_METRICS) if m in records.columns]
+    try:
+        task = task_of_columns(records.columns)
+    except ValueError as error:
+        raise ValueError(f"{runs}: {error}") from None
+    metrics = [m for m in ALL_METRICS if m in records.columns]
     records.loc[failed_cells(records), metrics] = float("nan")  # a failed cell has no result, whatever the file holds
     meta_path = path / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}

@@ -20,6 +20,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from .plots import save_figure  # noqa: E402
+from .tables import latex_escape  # noqa: E402
+
 # Measures fitted and plotted: column -> (axis label, needs a measured (status ok) row).
 MEASURES: dict[str, tuple[str, bool]] = {
     "params": ("parameters", False),
@@ -163,16 +166,6 @@ def _setting_stem(stem: Path, setting: tuple, several: bool) -> Path:
     return stem.with_name(f"{stem.name}_L{seq_len}_d{d_model}_b{batch}_{device}")
 
 
-def save_figure(figure, stem: Path) -> list[Path]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf``; returns both paths."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(suffix) for suffix in (".png", ".pdf")]
-    for path in paths:
-        figure.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(figure)
-    return paths
-
-
 def plot_scaling(
     records: pd.DataFrame, exponents: pd.DataFrame, stem: Path, measures: list[str] | None = None, min_n: int = 4,
 ) -> list[Path]:
@@ -218,10 +211,6 @@ def plot_scaling(
     return paths
 
 
-def _tex_escape(text: str) -> str:
-    return str(text).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
-
-
 def _number(value: float, scale: float = 1.0, digits: int = 1) -> str:
     if value is None or not np.isfinite(value):
         return "--"
@@ -249,9 +238,9 @@ def cost_table_tex(records: pd.DataFrame) -> str:
         measured = row["status"] == "ok"
         labels = {"over_budget": "over budget", "over_cap": "over cap", "oom": "OOM", "error": "error"}
         status = labels.get(row["status"], row["status"])
-        cells = [_tex_escape(row["fusion"])]
+        cells = [latex_escape(row["fusion"])]
         if several:
-            cells += [str(row["seq_len"]), str(row["d_model"]), str(row["batch_size"]), _tex_escape(row["device"])]
+            cells += [str(row["seq_len"]), str(row["d_model"]), str(row["batch_size"]), latex_escape(row["device"])]
         cells += [
             str(row["n_modalities"]), _number(row["params"], 1e6, 3), _number(row["flops"], 1e6, 1),
             _number(row["train_flops"], 1e6, 1),
@@ -276,7 +265,7 @@ def exponent_table_tex(exponents: pd.DataFrame, measures: list[str] | None = Non
     measures = [m for m in (measures or list(MEASURES)) if m in set(exponents["measure"])]
     several = any(exponents[key].nunique() > 1 for key in SETTING)
     head = ["Fusion", *(["$L$", "$d$", "$B$", "Device"] if several else [])] + [
-        _tex_escape(MEASURES[m][0].split(" (")[0]) for m in measures
+        latex_escape(MEASURES[m][0].split(" (")[0]) for m in measures
     ]
     lines = [
         r"\begin{table}[t]", r"\centering", r"\small",
@@ -285,7 +274,7 @@ def exponent_table_tex(exponents: pd.DataFrame, measures: list[str] | None = Non
     ]
     for (fusion, *setting), group in exponents.groupby(["fusion", *SETTING], sort=False):
         by_measure = group.set_index("measure")
-        cells = [_tex_escape(fusion)] + ([_tex_escape(s) for s in setting] if several else [])
+        cells = [latex_escape(fusion)] + ([latex_escape(s) for s in setting] if several else [])
         for measure in measures:
             row = by_measure.loc[measure]
             if not np.isfinite(row["k"]):

@@ -22,7 +22,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from benchmarks.metrics import UNDEFINED_WHEN
+from benchmarks.metrics import UNDEFINED_WHEN, higher_is_better
 
 from . import stats
 from .records import failed_cells
@@ -88,7 +88,7 @@ def rank_tests(records: pd.DataFrame, metrics: Sequence[str], alpha: float = 0.0
         return RankTests(pd.DataFrame(), pd.DataFrame(), notes=[note])
     friedman_rows, nemenyi_rows, results, notes = [], [], {}, []
     for metric in metrics:
-        direction = stats.HIGHER_IS_BETTER[metric]
+        direction = higher_is_better(metric)
         label = f"Friedman, Nemenyi and the CD diagram of {metric}"
         every = stats.seed_matrix(records, metric, fusions=fusions, complete=False)
         present = [f for f in fusions if every[f].notna().any()]

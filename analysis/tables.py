@@ -20,7 +20,7 @@ from tabulate import tabulate
 from benchmarks.metrics import higher_is_better
 
 from .records import failed_cells
-from .stats import significance_marker
+from .stats import SIGNIFICANCE_LEVELS, significance_marker
 
 GAP_WORDS = {
     "n/a": "n/a: undefined for these predictions (e.g. corr of constant predictions or labels)",
@@ -103,10 +103,6 @@ def terminal_table(
     return tabulate(body, headers=header, tablefmt="simple")
 
 
-SIGNIFICANCE_LEVELS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
-"""Marker thresholds of ``analysis.stats.significance_marker`` (adjusted p below the threshold)."""
-
-
 def _styled_marker(marker: str, style: str) -> str:
     """A marker as plain ``text``, ``markdown`` (stars escaped, so they do not turn into emphasis) or ``latex``."""
     if style not in ("text", "markdown", "latex"):
@@ -142,7 +138,7 @@ def significance_legend(comparisons: pd.DataFrame, style: str = "text") -> str:
                       for threshold, marker in reversed(SIGNIFICANCE_LEVELS))
     return (
         f"Markers: {stars}, two-sided paired t-test by seed against the baseline "
-        f"{_latex_escape(baseline) if latex else baseline}, Holm-adjusted over all {family} {defined}tests of this "
+        f"{latex_escape(baseline) if latex else baseline}, Holm-adjusted over all {family} {defined}tests of this "
         f"table ({n_metrics} metrics {times} {n_fusions} fusions{left_out}); no marker: not significant after "
         f"correction, or the t-test is undefined (fewer than 2 paired seeds, or no variance: the report's index says "
         f"which). "
@@ -183,7 +179,9 @@ def latex_symbols(text: str) -> str:
     return text
 
 
-def _latex_escape(text: str) -> str:
+def latex_escape(text) -> str:
+    """``text`` (any value, as ``str``) with the characters LaTeX treats as commands escaped: ``\\ _ % & #``."""
+    text = str(text)
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
         text = text.replace(char, escaped)
     return text
@@ -197,19 +195,19 @@ def latex_table(
     """A booktabs LaTeX table (``\\usepackage{booktabs}``): mean $\\pm$ std, best in bold, markers, legend
     (LaTeX source, inserted as it is)."""
     header, body = _cells(records, metrics, by, digits, lambda s: f"\\textbf{{{s}}}", markers, higher)
-    gaps = _latex_escape(_gap_note(body))
-    header = [latex_symbols(_latex_escape(h)) for h in header]
+    gaps = latex_escape(_gap_note(body))
+    header = [latex_symbols(latex_escape(h)) for h in header]
     lines = [
         r"\begin{table}[t]", r"\centering",
         rf"\begin{{tabular}}{{l{'c' * len(metrics)}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule",
     ]
     for row in body:
-        cells = [_latex_escape(row[0])] + [latex_symbols(c) for c in row[1:]]
+        cells = [latex_escape(row[0])] + [latex_symbols(c) for c in row[1:]]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     seeds = records.groupby(by).size()
     head = f"Mean $\\pm$ std over {seeds.min()}--{seeds.max()} seeds; best mean in bold."
     note = " ".join(part for part in (head, gaps, legend) if part)
-    lines.append(rf"\caption{{{_latex_escape(caption) + ' ' if caption else ''}{note}}}")
+    lines.append(rf"\caption{{{latex_escape(caption) + ' ' if caption else ''}{note}}}")
     lines += [rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -31,6 +31,8 @@ from sklearn.metrics import f1_score
 
 REGRESSION_METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7")
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro")
+ALL_METRICS = (*REGRESSION_METRICS, *CLASSIFICATION_METRICS)
+"""Every metric column a records table can hold, regression's first."""
 LOWER_IS_BETTER = frozenset({"mae"})
 UNDEFINED_WHEN = {
     "corr": "the test labels or the predictions are constant, up to rounding",
@@ -64,6 +66,21 @@ def metric_names(task: str) -> tuple[str, ...]:
     return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
 
 
+def task_of_columns(columns) -> str:
+    """The task of a records table from its column names: ``"regression"`` when a column is one of
+    :data:`REGRESSION_METRICS`, else ``"classification"`` when one is of :data:`CLASSIFICATION_METRICS`.
+
+    Raises:
+        ValueError: no column is a metric.
+    """
+    columns = set(columns)
+    for task, names in (("regression", REGRESSION_METRICS), ("classification", CLASSIFICATION_METRICS)):
+        if columns & set(names):
+            return task
+    raise ValueError(f"no metric column (e.g. {REGRESSION_METRICS[0]} or {CLASSIFICATION_METRICS[0]}) among the "
+                     f"columns {', '.join(map(str, sorted(columns)))}")
+
+
 def main_metric(task: str) -> str:
     """The metric early stopping and tables lead with: ``mae`` (regression), ``accuracy`` (classification)."""
     return "mae" if task == "regression" else "accuracy"
@@ -83,6 +100,22 @@ def _weighted_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(f1_score(truth, predicted, average="weighted", zero_division=0))
 
 
+def acc2_classes(labels: np.ndarray, predictions: np.ndarray, convention: str) -> tuple[np.ndarray, np.ndarray]:
+    """The binary sentiment classes behind Acc-2 and its F1: ``(truth, predicted)``, booleans ``[n_kept]``.
+
+    ``labels`` and ``predictions`` are ``[N]`` in label units. ``convention`` ``"has0"``: non-negative (>= 0)
+    against negative, every sample kept; ``"non0"``: positive (> 0) against negative, the samples whose label is
+    exactly 0 dropped (the same samples for any predictions of these labels). Raises ValueError for another
+    convention.
+    """
+    if convention == "has0":
+        return labels >= 0, predictions >= 0
+    if convention == "non0":
+        keep = labels != 0
+        return labels[keep] > 0, predictions[keep] > 0
+    raise ValueError(f"convention must be 'has0' or 'non0', got {convention!r}")
+
+
 def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
     """All regression metrics for ``labels`` and ``predictions``, both ``[N]`` in label units.
 
@@ -98,14 +131,14 @@ def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str,
     scale = max(float(np.abs(y).max()), float(np.abs(p).max()))
     constant = nearly_constant(y, scale=scale) or nearly_constant(p, scale=scale)
     corr = float("nan") if constant else float(np.corrcoef(y, p)[0, 1])
-    nonzero = y != 0
+    has0, non0 = acc2_classes(y, p, "has0"), acc2_classes(y, p, "non0")
     return {
         "mae": float(np.abs(y - p).mean()),
         "corr": corr,
-        "acc2_has0": _accuracy(y >= 0, p >= 0),
-        "f1_has0": _weighted_f1(y >= 0, p >= 0),
-        "acc2_non0": _accuracy(y[nonzero] > 0, p[nonzero] > 0),
-        "f1_non0": _weighted_f1(y[nonzero] > 0, p[nonzero] > 0),
+        "acc2_has0": _accuracy(*has0),
+        "f1_has0": _weighted_f1(*has0),
+        "acc2_non0": _accuracy(*non0),
+        "f1_non0": _weighted_f1(*non0),
         "acc5": _accuracy(np.round(np.clip(y, -2, 2)), np.round(np.clip(p, -2, 2))),
         "acc7": _accuracy(np.round(np.clip(y, -3, 3)), np.round(np.clip(p, -3, 3))),
     }

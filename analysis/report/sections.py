@@ -1,51 +1,29 @@
-"""The report of a run: significance-tested tables, statistics, figures and an index of claims.
-
-Library: ``write_report(results_dir, baseline=..., metrics=..., out=...)`` reads only what ``benchmarks.run``
-stored (``runs.csv``, each cell's predictions, curves and checkpoint, ``scaling.csv``) and writes
-``<results_dir>/report/`` (or ``out``):
-
-    README.md            the index: every table and figure in one line, every statistical claim in words
-    tables/              comparison.{tex,md,txt} (mean ± std, best bold, Holm-corrected markers), per_seed.md,
-                         robustness.{tex,md}
-    stats/               summary.csv, paired.csv, friedman.csv, nemenyi.csv, per_sample.csv, silhouettes.csv,
-                         robustness.csv, robustness_summary.csv, scaling_exponents.csv
-    figures/             seeds, cd_<metric>, curves, modalities, embeddings, robustness, scaling (PNG and PDF)
-
-Parts whose input is missing (a CD diagram with fewer than 3 fusions, the modality figure with one modality count,
-scaling without ``scaling.csv``, embeddings and robustness without checkpoints) are listed in the index with why.
-Degenerate results still give a report: failed cells (``status`` "failed" in ``runs.csv``) are listed first and
-read ``failed`` in the tables; an undefined metric (NaN, e.g. ``corr`` of constant predictions or of a one-sample
-test split) reads ``n/a``; both are left out of every test with a note; an undefined test (no variance, too few
-seeds or samples) has no marker and its claim says why; a figure panel without a value is left out.
-
-CLI: ``python -m analysis.report RESULTS_DIR [--baseline grf] [--metrics mae,acc2_non0] [--out DIR]
-[--cell-seeds 1|all] [--quiet]``. A bad folder, baseline or metric ends in one ``error:`` line, exit status 2.
+"""The parts of the report, one function each: each computes its statistics or figures from the run's records and
+stored cell files, writes them under the report folder, and lists them (and its claims, or why it is absent) in the
+:class:`~analysis.report.index.Index`. :func:`analysis.report.write_report` runs them in order.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.cli import parse_names, resolve_device, run_cli
-from benchmarks.metrics import higher_is_better, main_metric, metric_names
-from benchmarks.store import atomic_write_csv, atomic_write_text, check_writable
+from benchmarks.cli import resolve_device
+from benchmarks.metrics import higher_is_better, main_metric
+from benchmarks.store import atomic_write_csv, atomic_write_text
 
-from . import claims, plots, stats
-from .cd_diagram import plot_cd_diagram
-from .checkpoints import DatasetCache, load_cell, stored_prediction_gap
-from .embeddings import cell_panels, class_names, plot_embeddings, silhouette_frame, state_classes
-from .records import RunFolder, cell_files, failed_cells, failure_lines, load_run, primary_setting
-from .robustness import NOISE_LEVELS, plot_robustness, robustness_curves, robustness_summary
-from .scaling import fit_exponents, plot_scaling
-from .significance import per_sample_tests, rank_tests, usable_metrics
-from .tables import (
+from .. import claims, plots, stats
+from ..cd_diagram import plot_cd_diagram
+from ..checkpoints import DatasetCache, load_cell, stored_prediction_gap
+from ..embeddings import cell_panels, class_names, plot_embeddings, silhouette_frame, state_classes
+from ..records import RunFolder, failed_cells
+from ..robustness import NOISE_LEVELS, plot_robustness, robustness_curves, robustness_summary
+from ..scaling import fit_exponents, plot_scaling
+from ..significance import per_sample_tests, rank_tests
+from ..tables import (
     latex_table,
     markdown_table,
     per_seed_table,
@@ -53,47 +31,21 @@ from .tables import (
     significance_markers,
     terminal_table,
 )
+from .index import Index
+
+__all__ = [
+    "REPRODUCTION_TOLERANCE",
+    "Context",
+    "checkpoint_analyses",
+    "cost_scaling",
+    "rank_statistics",
+    "record_figures",
+    "sample_statistics",
+    "seed_statistics",
+    "trained_records",
+]
 
 REPRODUCTION_TOLERANCE = 1e-4  # a checkpoint whose test outputs differ more from predictions.csv is flagged
-
-
-@dataclass
-class Index:
-    """What the report holds: files with one line each, claims by section, parts left out with the reason, and
-    warnings about the inputs (shown first)."""
-
-    out: Path
-    files: list[tuple[str, str]] = field(default_factory=list)
-    sections: dict[str, list[str]] = field(default_factory=dict)
-    absent: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def file(self, path: Path, line: str) -> None:
-        self.files.append((Path(path).relative_to(self.out).as_posix(), line))
-
-    def figure(self, paths: list[Path], line: str, empty: str = "no finite value to draw") -> None:
-        """A figure saved as PNG and PDF (``plots.save_figure``): listed once, by its PNG; a figure the plotting
-        function did not draw (``[]``) is listed among the absent parts with the reason ``empty``."""
-        if paths:
-            self.file(paths[0], f"{line} (also {paths[1].name})")
-        else:
-            self.absent.append(f"figure of {line}: {empty}")
-
-    def claims(self, section: str, lines: list[str]) -> None:
-        self.sections.setdefault(section, []).extend(lines)
-
-    def markdown(self, title: str, intro: list[str]) -> str:
-        parts = [f"# {title}", "", *intro]
-        if self.warnings:
-            parts += ["", "## Warnings", "", *(f"- {line}" for line in self.warnings)]
-        parts += ["", "## Files", ""]
-        parts += [f"- [`{path}`]({path}): {line}" for path, line in self.files]
-        for section, lines in self.sections.items():
-            parts += ["", f"## {section}", ""]
-            parts += [line if line.startswith(("|", "#")) or not line else f"- {line}" for line in lines]
-        if self.absent:
-            parts += ["", "## Not in this report", "", *(f"- {line}" for line in self.absent)]
-        return "\n".join(parts) + "\n"
 
 
 @dataclass
@@ -109,23 +61,6 @@ class Context:
     index: Index
 
 
-def _choose_metrics(run: RunFolder, metrics: list[str] | None) -> list[str]:
-    known = [m for m in metric_names(run.task) if m in run.records.columns]
-    if metrics is None:
-        return known
-    for metric in metrics:
-        if metric not in known:
-            raise ValueError(f"unknown metric {metric!r}; metrics in {run.path / 'runs.csv'}: {', '.join(known)}")
-    return list(metrics)
-
-
-def _choose_baseline(run: RunFolder, baseline: str | None) -> str:
-    if baseline is None:
-        return "grf" if "grf" in run.fusions else run.fusions[0]
-    if baseline not in run.fusions:
-        raise ValueError(f"unknown baseline {baseline!r}; fusions in {run.path / 'runs.csv'}: {', '.join(run.fusions)}")
-    return baseline
-
 
 def _lead_metric(ctx: Context) -> str | None:
     """The metric of single-metric figures: the task's main metric when tested, else the first tested one (None
@@ -134,12 +69,12 @@ def _lead_metric(ctx: Context) -> str | None:
     return main if main in ctx.tested else next(iter(ctx.tested), None)
 
 
-def _trained(ctx: Context) -> pd.DataFrame:
+def trained_records(ctx: Context) -> pd.DataFrame:
     """The records of cells that trained (not failed): the ones with stored predictions, curves, checkpoint."""
     return ctx.records[~failed_cells(ctx.records)]
 
 
-def _seed_statistics(ctx: Context) -> pd.DataFrame | None:
+def seed_statistics(ctx: Context) -> pd.DataFrame | None:
     """Summary and paired comparisons; the comparison tables with markers. Returns the comparisons (or None)."""
     out, index, records = ctx.out, ctx.index, ctx.records
     comparisons = None
@@ -187,7 +122,7 @@ def _seed_statistics(ctx: Context) -> pd.DataFrame | None:
     return comparisons
 
 
-def _rank_statistics(ctx: Context) -> None:
+def rank_statistics(ctx: Context) -> None:
     """Friedman and Nemenyi CSVs and the CD diagram of the lead metric (3 fusions or more)."""
     ranks = rank_tests(ctx.records, ctx.tested)
     ctx.index.absent.extend(ranks.notes)
@@ -204,14 +139,14 @@ def _rank_statistics(ctx: Context) -> None:
     lead = _lead_metric(ctx)
     if lead in ranks.results:
         result = ranks.results[lead]
-        figure = plot_cd_diagram(result.average_ranks, result.critical_difference,
+        figure = plot_cd_diagram(result.average_ranks, result.critical_difference, result.pvalues, alpha=result.alpha,
                                  title=f"{lead}: average rank over {result.n_blocks} seeds (1 = best)")
         ctx.index.figure(plots.save_figure(figure, out / "figures" / f"cd_{lead}"),
                          f"critical-difference diagram of {lead} (Nemenyi, alpha {result.alpha:g}): fusions joined by "
                          "a bar do not differ significantly")
 
 
-def _sample_statistics(ctx: Context, predictions: pd.DataFrame) -> None:
+def sample_statistics(ctx: Context, predictions: pd.DataFrame) -> None:
     """Per-sample paired bootstrap and McNemar for every pair of fusions with predictions."""
     per_sample = per_sample_tests(predictions, ctx.run.task, list(dict.fromkeys(predictions["fusion"])))
     atomic_write_csv(ctx.out / "stats" / "per_sample.csv", per_sample)
@@ -225,7 +160,7 @@ def _sample_statistics(ctx: Context, predictions: pd.DataFrame) -> None:
     ])
 
 
-def _record_figures(ctx: Context, curves: pd.DataFrame) -> None:
+def record_figures(ctx: Context, curves: pd.DataFrame) -> None:
     """Per-seed distributions, learning curves, and the metric against the number of modalities."""
     out, index, shown = ctx.out, ctx.index, plots.with_values(ctx.records, ctx.metrics)[:4]
     index.figure(plots.seed_distribution(ctx.records, shown, out / "figures" / "seeds"),
@@ -245,10 +180,10 @@ def _record_figures(ctx: Context, curves: pd.DataFrame) -> None:
                             if counts <= 1 else "the metric against the number of modalities: no metric has a value")
 
 
-def _checkpoint_analyses(ctx: Context, cell_seeds: int | None, device: str) -> None:
+def checkpoint_analyses(ctx: Context, cell_seeds: int | None, device: str) -> None:
     """Embeddings (silhouettes, projections) and robustness from the stored checkpoints of the first
     ``cell_seeds`` seeds of each fusion (all seeds when None)."""
-    records = _trained(ctx)
+    records = trained_records(ctx)
     if records.empty:
         ctx.index.absent.append("embeddings and robustness: no cell trained")
         return
@@ -330,7 +265,7 @@ def _robustness(ctx: Context, curves: pd.DataFrame) -> None:
                      claims.robustness_claims(summary, metric, higher_is_better(metric)))
 
 
-def _scaling(ctx: Context) -> None:
+def cost_scaling(ctx: Context) -> None:
     """Cost against the number of modalities from ``scaling.csv`` (``benchmarks.scaling``): the fitted exponents
     and the log-log figures of ``analysis.scaling``."""
     records = pd.read_csv(ctx.run.path / "scaling.csv")
@@ -342,105 +277,3 @@ def _scaling(ctx: Context) -> None:
     for png, pdf in zip(paths[::2], paths[1::2]):
         ctx.index.figure([png, pdf], "cost against the number of modalities, log-log, fitted k per fusion")
 
-
-def write_report(
-    results_dir: str | Path, baseline: str | None = None, metrics: list[str] | None = None,
-    out: str | Path | None = None, quiet: bool = False, cell_seeds: int | None = 1, device: str = "auto",
-) -> Path:
-    """Write the report of the run stored in ``results_dir``; returns the index (``README.md``).
-
-    Args:
-        results_dir: a ``benchmarks.run`` output folder (``runs.csv`` and ``cells/``).
-        baseline: the fusion every other is tested against (default ``grf`` when present, else the first fusion).
-        metrics: the table's metrics (default every metric of the task in ``runs.csv``). The Holm family of the
-            significance markers is every metric x every fusion other than the baseline.
-        out: the report folder (default ``<results_dir>/report``).
-        quiet: print nothing; otherwise the marked table, its legend and where the report is.
-        cell_seeds: how many seeds per fusion (the first ones) the checkpoint analyses (embeddings, robustness)
-            use; None for all.
-        device: where the checkpoint analyses run (``auto``, ``cpu``, ``cuda``).
-    """
-    started = time.perf_counter()
-    run = load_run(results_dir)
-    metrics = _choose_metrics(run, metrics)
-    baseline = _choose_baseline(run, baseline)
-    records, setting_note = primary_setting(run.records)
-    tested, metric_notes = usable_metrics(records, metrics)
-    out = Path(out) if out is not None else run.path / "report"
-    check_writable(out)
-    index = Index(out)
-    index.warnings += failure_lines(records)
-    index.absent += [note for note in [setting_note, *metric_notes] if note]
-    ctx = Context(run, records, metrics, tested, baseline, out, index)
-
-    comparisons = _seed_statistics(ctx)
-    _rank_statistics(ctx)
-    trained = _trained(ctx)
-    predictions, missing = cell_files(run, trained, "predictions.csv")
-    if missing or trained["fusion"].nunique() < 2:
-        reason = (f"no predictions.csv for {', '.join(missing)}" if missing else
-                  "fewer than 2 fusions have a trained cell")
-        index.absent.append(f"per-sample tests: {reason}")
-    else:
-        _sample_statistics(ctx, predictions)
-    curves, missing = cell_files(run, trained, "curves.csv")
-    if missing:
-        index.absent.append(f"learning curves of {', '.join(missing)}: no curves.csv")
-    _record_figures(ctx, curves)
-    _checkpoint_analyses(ctx, cell_seeds, device)
-    if (run.path / "scaling.csv").is_file():
-        _scaling(ctx)
-    else:
-        index.absent.append("scaling plots: no scaling.csv in the results folder")
-
-    seeds = sorted(records["seed"].unique().tolist())
-    title = f"Report: {records['dataset'].iloc[0] if 'dataset' in records.columns else run.path.name}"
-    intro = [
-        f"Generated by `python -m analysis.report` from `{run.path}` ({len(records)} records: fusions "
-        f"{', '.join(dict.fromkeys(records['fusion']))}; seeds {', '.join(map(str, seeds))}; task {run.task}; "
-        f"baseline {baseline}). Every number below is read from the files listed here.",
-    ]
-    atomic_write_text(out / "README.md", index.markdown(title, intro))
-    if not quiet:
-        print(terminal_table(records, metrics, markers=significance_markers(comparisons) if comparisons is not None
-                             else None))
-        if comparisons is not None:
-            print(significance_legend(comparisons))
-        for warning in index.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(f"report: {out / 'README.md'} ({len(index.files)} files) in {time.perf_counter() - started:.1f} s")
-    return out / "README.md"
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.report", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("results_dir", help="a benchmarks.run output folder (holds runs.csv)")
-    parser.add_argument("--baseline", default=None,
-                        help="fusion the others are tested against; none: grf if run, else the first")
-    parser.add_argument("--metrics", default=None, help="comma-separated metrics; none: every metric of the task")
-    parser.add_argument("--out", default=None, help="report folder; none: RESULTS_DIR/report")
-    parser.add_argument("--cell-seeds", default="1",
-                        help="seeds per fusion for embeddings and robustness: a count, or 'all'")
-    parser.add_argument("--device", default="auto", help="where embeddings and robustness run: auto, cpu, cuda")
-    parser.add_argument("--quiet", action="store_true", help="print nothing")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.cell_seeds == "all":
-        cell_seeds = None
-    elif args.cell_seeds.isdigit() and int(args.cell_seeds) > 0:
-        cell_seeds = int(args.cell_seeds)
-    else:
-        raise ValueError(f"--cell-seeds {args.cell_seeds!r}: expected a positive count or 'all'")
-    write_report(args.results_dir, baseline=args.baseline, out=args.out, quiet=args.quiet, cell_seeds=cell_seeds,
-                 metrics=parse_names(args.metrics, "--metrics") if args.metrics else None, device=args.device)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))

@@ -1,0 +1,9 @@
+"""``python -m analysis.report``: the command line of :func:`analysis.report.main`."""
+
+import sys
+
+from benchmarks.cli import run_cli
+
+from . import main
+
+sys.exit(run_cli(main))
