@@ -136,10 +136,31 @@ Layers = list[tuple[str, dict]]
 
 def merge_layers(layers: Layers) -> dict:
     """The configuration of ``layers`` (each merged over the ones before it), validated: an unknown key raises
-    ``ConfigError`` naming it."""
-    config = functools.reduce(merge, (table for _, table in layers), {})
+    ``ConfigError`` naming it.
+
+    A later source wins over an earlier one at every level: a value a layer sets also replaces that key in the
+    more specific tables of the layers before it (``[protocol]`` in ``[fusions.<f>.protocol]`` and
+    ``[datasets.<d>.fusions.<f>.protocol]``; ``[fusions.<f>]`` in ``[datasets.<d>.fusions.<f>]``). So an
+    ``order`` in your ``[fusions.grf]`` beats the preset's ``[datasets.mosi.fusions.grf]``, and ``--epochs``
+    beats a preset's per-fusion ``max_epochs``; within one source the more specific table wins."""
+    config = functools.reduce(lambda base, layer: merge(_shadowed(base, layer), layer),
+                              (table for _, table in layers), {})
     validate(config)
     return config
+
+
+def _shadowed(base: dict, layer: dict) -> dict:
+    """``base`` without the values that ``layer`` sets at a less specific level (see ``merge_layers``)."""
+    base = copy.deepcopy(base)
+    protocol_keys = set(layer.get("protocol", {}))
+    for path, table in _fusion_tables(base):
+        fusion = path.rsplit(".", 1)[1]
+        above = layer.get("fusions", {}).get(fusion, {}) if path.startswith("datasets.") else {}
+        for key in set(above) - {"protocol"}:
+            table.pop(key, None)
+        for key in protocol_keys | set(above.get("protocol", {})):
+            table.get("protocol", {}).pop(key, None)
+    return base
 
 
 def _fusion_tables(config: dict):
@@ -167,12 +188,13 @@ def value_source(layers: Layers, fusion: str | Variant, dataset: str, key: str) 
     """Where the value of hyperparameter ``key`` that ``resolve`` gives ``fusion`` on ``dataset`` was set, e.g.
     ``"--config run.toml [datasets.mosi.fusions.grf]"`` or ``"fusion spec 'grf:order=...'"``; None when no
     layer sets it (the fusion's default). Follows ``resolve``'s precedence: a variant's overrides, then the
-    dataset's fusion table, then the fusion table, each from the last layer that sets it."""
+    layer that sets it (``merge_layers``), and within it the dataset's fusion table before the fusion table."""
     variant = fusion if isinstance(fusion, Variant) else Variant(fusion, fusion)
     if key in variant.overrides:
         return f"fusion spec {variant.label!r}"
-    for path in (("datasets", dataset, "fusions", variant.fusion), ("fusions", variant.fusion)):
-        for where, table in reversed(layers):
+    for where, layer in reversed(layers):
+        for path in (("datasets", dataset, "fusions", variant.fusion), ("fusions", variant.fusion)):
+            table = layer
             for part in path:
                 table = table.get(part, {}) if isinstance(table, dict) else {}
             if isinstance(table, dict) and key in table:

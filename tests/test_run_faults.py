@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 import benchmarks.config
 import benchmarks.train
 from benchmarks.cli import CellsFailed, run_cli
-from benchmarks.config import Variant, fit_to_modalities, load_preset, resolve, value_source
+from benchmarks.config import Variant, fit_to_modalities, load_preset, merge_layers, resolve, value_source
 from benchmarks.grid import run_grid
 from benchmarks.run import RunSpec, config_layers, main, run_benchmark
 from benchmarks.store import cell_dir
@@ -173,11 +173,30 @@ def test_the_source_of_a_value_follows_resolves_precedence(tmp_path, tiny):
     config = tmp_path / "user.toml"
     config.write_text('[fusions.grf]\norder = ["audio", "text", "vision"]\n')
     layers = config_layers(RunSpec(fusions=["grf"], config_file=str(config)))
-    # On mosi the preset's dataset table wins over a user's general one, as resolve merges them.
-    assert value_source(layers, "grf", "mosi", "order") == "preset 'quick' [datasets.mosi.fusions.grf]"
+    # A later source wins at every level: the user's general table beats the preset's MOSI table.
+    assert value_source(layers, "grf", "mosi", "order") == f"--config {config} [fusions.grf]"
     assert value_source(layers, "grf", "synthetic", "order") == f"--config {config} [fusions.grf]"
     assert value_source(layers, "grf", "synthetic", "d_model") == "preset 'quick' [fusions.grf]"
     assert value_source(layers, "grf", "synthetic", "share_weights") is None
+    own = tmp_path / "own.toml"
+    own.write_text('[fusions.grf]\norder = ["audio", "text", "vision"]\n'
+                   '[datasets.mosi.fusions.grf]\norder = ["vision", "audio", "text"]\n')
+    layers = config_layers(RunSpec(fusions=["grf"], config_file=str(own)))
+    assert value_source(layers, "grf", "mosi", "order") == f"--config {own} [datasets.mosi.fusions.grf]"
+
+
+def test_a_users_general_value_beats_the_presets_more_specific_one(tmp_path):
+    """The user's ``[fusions.grf] order`` is used on MOSI although the preset sets ``[datasets.mosi.fusions.grf]``
+    (it was silently overridden); ``--epochs`` beats a per-fusion ``max_epochs`` of an earlier source."""
+    user = tmp_path / "user.toml"
+    user.write_text('[fusions.grf]\norder = ["audio", "text", "vision"]\n'
+                    '[fusions.concat.protocol]\nmax_epochs = 9\n')
+    described = {"name": "mosi", "path": None, "options": {}, "modalities": ["text", "audio", "vision"]}
+    config = merge_layers(config_layers(RunSpec(fusions=["grf"], dataset="mosi", config_file=str(user))))
+    assert resolve(config, "grf", described).hparams["order"] == ["audio", "text", "vision"]
+    assert resolve(config, "concat", described).protocol.max_epochs == 9
+    config = merge_layers(config_layers(RunSpec(fusions=["grf"], dataset="mosi", config_file=str(user), epochs=2)))
+    assert resolve(config, "concat", described).protocol.max_epochs == 2
 
 
 # --- Resuming never reuses a result computed from other inputs ----------------------------------------------
