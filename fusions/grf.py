@@ -2,15 +2,16 @@
 Transformers" (arXiv 2507.02985).
 
 The modalities are fused one after another. Each is projected to ``d_model`` and gets a sinusoidal position
-encoding. The context starts as the first modality's projected sequence ``[batch, time_0, d_model]``. Step
-``k`` fuses modality ``k`` with its own weights:
+encoding and dropout. The context starts as the first modality's embedded sequence ``[batch, time_0, d_model]``.
+Step ``k`` fuses modality ``k`` with its own weights:
 
 * stack A: ``num_layers`` post-norm GELU decoder layers, target = context, memory = modality;
 * stack B: the same, target = modality, memory = context (symmetric cross-attention);
 * both outputs masked-mean pooled: ``h`` (context side), ``m`` (modality side), ``[batch, d_model]``;
 * Gated Fusion Unit: ``z = sigmoid(W_z [h; m] + b_z)``, ``c = tanh(W_c [h; m] + b_c)``,
   ``h' = LayerNorm(Dropout((1 - z) * h + z * c))``;
-* the next context is the single token ``h'`` ``[batch, 1, d_model]``.
+* the next context is the single token ``h'`` ``[batch, 1, d_model]`` with the position table's first row
+  added and dropout (as in the authors' code, github.com/yushi2006/GRF).
 
 The output is the final ``h'``; ``states`` holds ``h'`` after every step (the auxiliary head reads
 ``states[0]``). With the paper's MOSI settings (d_model 64, dim_feedforward 256, 4 heads, 4 layers) and
@@ -29,7 +30,14 @@ Ablation switches (the paper's choice first; ``benchmarks.ablate`` trains each a
   forward: the unit is applied to every token of stack A's output with ``m`` broadcast, and the state is the
   masked mean of the new context);
 * ``share_weights``: False (one block per step) | True (one block, stacks and unit, shared by every step: a
-  true recurrent cell whose parameter count does not grow with ``n`` apart from the input projections).
+  true recurrent cell whose parameter count does not grow with ``n`` apart from the input projections);
+* ``state_position``: True (the carried context gets the position table and the embedding dropout again
+  before each later step, as the authors' code does: their step encoder adds positions to whatever state it
+  is given, so the single token ``h'`` gets the table's first row) | False (the context is carried bare).
+
+``init``: ``"independent"`` (every decoder layer drawn on its own, PyTorch's initialisers) | ``"reference"``
+(the authors' code: ``nn.TransformerDecoder`` deep-copies one layer, so the layers of a stack start identical;
+the ``paper`` preset uses it). Stacks, steps and everything else are drawn independently either way.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from .registry import register_fusion
 GATES = ("gfu", "gru", "none", "linear")
 ATTENTIONS = ("symmetric", "context", "modality")
 CONTEXTS = ("pooled", "sequence")
+INITS = ("independent", "reference")
 
 
 class GatedFusionUnit(nn.Module):
@@ -103,14 +112,16 @@ class GatedRecurrentFusion(Fusion):
     ``order``: the order in which modalities are fused, a permutation of ``range(n)`` (default: as given;
     the first one seeds the context). ``aux_weight``: weight of the auxiliary loss on the state after the
     first step (paper: 0.4; 0 builds no auxiliary head). ``gate``, ``attention``, ``context``,
-    ``share_weights``: the ablation switches of the module docstring (defaults: the paper's GRF).
+    ``share_weights``, ``state_position``: the ablation switches of the module docstring (defaults: the
+    authors' GRF). ``init``: ``"independent"`` or ``"reference"`` (see the module docstring). A value out of
+    range raises ``ValueError`` naming the hyperparameter and what it accepts.
     """
 
     def __init__(
         self, dims: list[int], *, d_model: int = 64, num_heads: int = 4, num_layers: int = 4,
         dim_feedforward: int = 256, dropout: float = 0.2, order: list[int] | None = None,
         aux_weight: float = 0.4, gate: str = "gfu", attention: str = "symmetric", context: str = "pooled",
-        share_weights: bool = False,
+        share_weights: bool = False, state_position: bool = True, init: str = "independent",
     ):
         super().__init__(dims)
         n = len(dims)
@@ -123,8 +134,13 @@ class GatedRecurrentFusion(Fusion):
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        for key, value in (("share_weights", share_weights), ("state_position", state_position)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, got {value!r}")
         self.order, self.aux_weight, self.out_dim = order, float(aux_weight), d_model
-        self.attention, self.context = attention, context
+        self.attention, self.context, self.state_position = attention, context, state_position
         self.projections = nn.ModuleList(nn.Linear(dim, d_model) for dim in dims)
         self.position = PositionalEncoding(d_model)
         self.embed_dropout = Dropout(dropout)
@@ -139,10 +155,19 @@ class GatedRecurrentFusion(Fusion):
             for _ in range(blocks)
         )
         self.gates = nn.ModuleList(GatedFusionUnit(d_model, dropout, gate) for _ in range(blocks))
+        if init == "reference":  # nn.TransformerDecoder's deep copies: every layer of a stack starts as its first
+            with torch.no_grad():
+                for stacks in self.steps:
+                    for layer in stacks.layers[1:]:
+                        layer.load_state_dict(stacks.layers[0].state_dict())
 
     def embed(self, x: Tensor, modality: int) -> Tensor:
         """``[batch, time, dim_i]`` -> ``[batch, time, d_model]``: projection, positions, dropout."""
-        return self.embed_dropout(self.position(self.projections[modality](x)))
+        return self.position_and_drop(self.projections[modality](x))
+
+    def position_and_drop(self, x: Tensor) -> Tensor:
+        """``[batch, time, d_model]`` plus the position table's first ``time`` rows, then dropout."""
+        return self.embed_dropout(self.position(x))
 
     def _block(self, step: int) -> int:
         return 0 if len(self.steps) == 1 else step
@@ -179,6 +204,8 @@ class GatedRecurrentFusion(Fusion):
         context, context_mask = self.embed(xs[first], first), masks[first]
         states = []
         for step, modality in enumerate(self.order[1:]):
+            if step and self.state_position:  # the carried context, positioned and dropped out as the authors do
+                context = self.position_and_drop(context)
             block = self._block(step)
             x, mask = self.embed(xs[modality], modality), masks[modality]
             side_a, side_b = self._attend(block, context, context_mask, x, mask)

@@ -11,13 +11,20 @@ from torch import nn
 
 import fusions
 from benchmarks import cost
+from benchmarks.config import resolve
+from benchmarks.run import RunSpec, build_config
+from benchmarks.train import resolve_hparams
 from fusions.grf import GatedFusionUnit
+from fusions.layers import sinusoidal_table
 from tests.conftest import random_modalities, tiny_hparams
 
 SWITCHES = [
     dict(gate=g, attention=a, context=c, share_weights=s)
     for g, a, c, s in itertools.product(["gfu", "gru", "none", "linear"], ["symmetric", "context", "modality"],
                                         ["pooled", "sequence"], [False, True])
+] + [  # the carried context bare (the old behaviour), with every attention and context
+    dict(gate="gfu", attention=a, context=c, share_weights=False, state_position=False)
+    for a, c in itertools.product(["symmetric", "context", "modality"], ["pooled", "sequence"])
 ]
 DIMS, LENGTHS = [5, 3, 4, 6], [6, 4, 5, 3]
 
@@ -116,3 +123,75 @@ def test_shared_weights_make_parameters_constant_in_n():
 
     assert block_params(2) == block_params(5) == block_params(9)
     assert len(build(share_weights=True).steps) == 1 and len(build().steps) == 3
+
+
+def step_inputs(fusion, xs, masks):
+    """What each step's stacks receive (their forward arguments), and the fusion's output."""
+    seen = []
+    for step in fusion.steps:
+        step.register_forward_hook(lambda module, args, out: seen.append(args))
+    return seen, fusion.forward_with_states(xs, masks)
+
+
+def test_carried_state_gets_the_first_position_row():
+    """As in the authors' code, the state token h' enters the next step with the position table's first row
+    added; ``state_position=False`` carries it bare."""
+    xs, masks = random_modalities(DIMS, LENGTHS, batch=2)
+    for state_position, offset in ((True, sinusoidal_table(1, 8)[0]), (False, 0.0)):
+        seen, out = step_inputs(build(state_position=state_position).eval(), xs, masks)
+        for step in (1, 2):
+            context = seen[step][0][0]  # stack A's target
+            torch.testing.assert_close(context, out.states[step - 1].unsqueeze(1) + offset)
+
+
+def test_carried_state_is_dropped_out_in_training():
+    """In training the positioned state token gets the embedding dropout (p = 0.5: each entry zeroed or
+    doubled); carried bare it gets none."""
+    xs, masks = random_modalities(DIMS, LENGTHS, batch=4)
+    seen, out = step_inputs(build(dropout=0.5).train(), xs, masks)
+    context, expected = seen[1][0][0].squeeze(1), out.states[0] + sinusoidal_table(1, 8)[0]
+    dropped = context == 0
+    assert dropped.any() and not dropped.all()
+    torch.testing.assert_close(context[~dropped], 2 * expected[~dropped])
+    seen, out = step_inputs(build(dropout=0.5, state_position=False).train(), xs, masks)
+    assert torch.equal(seen[1][0][0].squeeze(1), out.states[0])
+
+
+def test_reference_init_starts_the_layers_of_a_stack_identical():
+    """``init="reference"``: every layer of a stack starts as a copy of its first (the authors'
+    ``nn.TransformerDecoder`` deep-copies one layer); stacks and steps are drawn apart. The default draws
+    every layer on its own."""
+    fusion = build(num_layers=3, init="reference")
+    for stacks in fusion.steps:
+        first = stacks.layers[0].state_dict()
+        for layer in stacks.layers[1:]:
+            assert all(torch.equal(value, first[key]) for key, value in layer.state_dict().items())
+            assert layer.ff_in.weight.data_ptr() != stacks.layers[0].ff_in.weight.data_ptr()  # copies, not shared
+    weight = fusion.steps[0].layers[0].ff_in.weight
+    assert not torch.equal(weight[0], weight[1]) and not torch.equal(weight, fusion.steps[1].layers[0].ff_in.weight)
+    independent = build(num_layers=3).steps[0].layers
+    assert not torch.equal(independent[0].ff_in.weight, independent[1].ff_in.weight)
+
+
+def test_paper_preset_initialises_as_the_authors_with_the_paper_parameter_count():
+    assert fusions.fusion_hparams("grf")["init"] == "independent"
+    assert fusions.fusion_hparams("grf")["state_position"] is True
+    mosi = {"name": "mosi", "path": None, "options": {}}
+    quick = resolve(build_config(RunSpec(fusions=["grf"], preset="quick")), "grf", mosi).hparams
+    assert "init" not in quick
+    paper = resolve(build_config(RunSpec(fusions=["grf"], preset="paper")), "grf", mosi).hparams
+    assert paper["init"] == "reference"
+    torch.manual_seed(0)
+    predictor = fusions.build_predictor("grf", [300, 20, 5], **resolve_hparams(paper, ["text", "vision", "audio"]))
+    assert sum(p.numel() for p in predictor.parameters()) == 1_126_530
+    layers = predictor.fusion.steps[1].layers
+    assert torch.equal(layers[0].self_attn.qkv.weight, layers[3].self_attn.qkv.weight)
+
+
+def test_bad_switch_values_get_one_clear_error():
+    with pytest.raises(ValueError, match="init must be one of independent, reference, got 'authors'"):
+        build(init="authors")
+    with pytest.raises(ValueError, match="state_position must be true or false, got 'no'"):
+        build(state_position="no")
+    with pytest.raises(ValueError, match="share_weights must be true or false, got 1"):
+        build(share_weights=1)
