@@ -1,13 +1,15 @@
-"""Pairwise cross-modal attention: MulT (Tsai et al., "Multimodal Transformer for Unaligned Multimodal
-Language Sequences", ACL 2019) generalised from 3 to ``n`` modalities.
+"""Pairwise cross-modal attention: MulT's architecture (Tsai et al., "Multimodal Transformer for Unaligned
+Multimodal Language Sequences", ACL 2019) generalised from 3 to ``n`` modalities, as a baseline built from the
+suite's shared parts. ``mult`` is MulT's code itself; this is not (see the list below).
 
 For every ordered pair ``(i, j)``, ``i != j``, a cross-modal stack lets modality ``i`` attend to modality
 ``j`` (queries from ``i``, keys and values from ``j``): ``n(n-1)`` stacks, quadratic in ``n`` by design.
-As in MulT's code, each stack scales its inputs by ``sqrt(d_model)``, adds sinusoidal positions, applies
-pre-norm ReLU layers (the query's LayerNorm also normalises key and value) and a final LayerNorm. For each
-target ``i`` the ``n - 1`` outputs are concatenated on features and passed through a self-attention
-("memory") stack of ``max(num_layers, 3)`` layers, then pooled (MulT: the last real step). The targets'
-vectors are concatenated and a residual projection ``h + W2 ReLU(W1 h)`` follows.
+As in MulT, each stack scales its inputs by ``sqrt(d_model)``, adds sinusoidal positions, applies pre-norm
+ReLU layers (the query's LayerNorm also normalises key and value) and a final LayerNorm. For each target
+``i`` the ``n - 1`` outputs are concatenated on features and passed through a self-attention ("memory")
+stack of ``max(num_layers, 3)`` layers, then pooled (default: the last real step). The targets' vectors are
+concatenated and a residual projection ``h + W2 Dropout(ReLU(W1 h))`` follows; the predictor puts the suite's
+two-layer head on top.
 
 Memory width: MulT's memory stack for a target is ``(n - 1) * d_model`` wide, the concatenation of its
 ``n - 1`` cross outputs (``2 * d_model`` at its three modalities). Carried to ``n`` modalities
@@ -16,12 +18,22 @@ stacks cost ``O(n^3)`` FLOPs and the residual projection ``O(n^4)`` parameters, 
 quadratic pairwise method the GRF paper compares against. The default, ``memory="project"``, projects the
 concatenation linearly to ``memory_dim`` (default ``d_model``, the width of every other stack) before the
 memory stack: each target's memory then costs about one cross-modal stack, and the whole fusion
-``n(n - 1)`` cross stacks plus ``n`` memory stacks, ``O(n^2)``. At three modalities ``memory="concat"`` is
-MulT's structure exactly.
+``n(n - 1)`` cross stacks plus ``n`` memory stacks, ``O(n^2)``.
+
+At three modalities ``memory="concat"`` has MulT's stacks, widths and layer counts (the fusion's parameters
+are MulT's 1,071,211 less its 181-parameter output layer at MOSI's sizes), but differs from MulT's code
+(``mult``) in: no causal masks by default (``causal=True`` adds them); positions are Vaswani's interleaved
+sin/cos table from position 0 (MulT: fairseq's half-sin/half-cos table from position 1); one ``dropout``
+(default 0.1) for everything (MulT: embedding 0.25 plus 0.25 on the text input, attention 0.1 where text is
+the key and 0 for audio and vision, output 0; ReLU and residual 0.1 as here); PyTorch's default init for the
+attention output and feed-forward weights (MulT: Xavier-uniform, zero biases); every modality is projected
+(MulT skips a modality already ``d_model`` wide); padding is masked; and the suite's two-layer head (16,200
+more parameters than MulT's one ``Linear`` at MOSI's sizes).
 
 All stacks run batched (``StackedTransformer``): one call per layer for all pairs whose sequence lengths
-agree. Unlike MulT's code, padding masks are applied (so appended padding never changes the output);
-``causal=True`` adds MulT's future masks.
+agree. Padding masks are applied (so appended padding never changes the output); ``causal=True`` adds
+MulT's future masks, their diagonal offset by each sample's real lengths (``mult``'s
+``real_length_causal_mask``), so that holds with them too.
 """
 
 from __future__ import annotations
@@ -32,13 +44,15 @@ import torch
 from torch import Tensor, nn
 
 from .base import Fusion, FusionOutput, transformer_space
-from .layers import Dropout, PositionalEncoding, StackedLinear, StackedTransformer, pool, stacked_apply
+from .layers import Dropout, PositionalEncoding, StackedLinear, pool, stacked_apply
+from .mult import CausalStacks
 from .registry import register_fusion
 
 
 @register_fusion("pairwise")
 class PairwiseCrossAttention(Fusion):
-    """Pairwise cross-modal attention (MulT generalised to n modalities; see the module docstring).
+    """Pairwise cross-modal attention (MulT's architecture generalised to n modalities; see the module docstring
+    for how it differs from MulT's code).
 
     ``dim_feedforward`` defaults to ``4 * d_model`` (MulT); the memory stacks use the same ratio.
     ``pool``: ``"last"`` (MulT) or ``"mean"``. ``memory``: ``"project"`` (width ``memory_dim``, default
@@ -72,14 +86,14 @@ class PairwiseCrossAttention(Fusion):
         self.memory_position = PositionalEncoding(memory_dim)
         self.embed_dropout = Dropout(dropout)
         layer = dict(norm_first=True, final_norm=True, causal=causal, activation="relu")
-        self.cross = StackedTransformer(
+        self.cross = CausalStacks(
             len(self.pairs), num_layers, d_model, num_heads, dim_feedforward, dropout, kind="cross",
             norm_source=True, **layer,
         )
         self.memory_projection = (
             StackedLinear(n, concat_dim, memory_dim, bias=False) if memory_dim != concat_dim else None
         )
-        self.memory = StackedTransformer(
+        self.memory = CausalStacks(
             n, memory_layers, memory_dim, num_heads, dim_feedforward * memory_dim // d_model, dropout,
             kind="encoder", **layer,
         )

@@ -30,7 +30,9 @@ def test_output_shape(fusion_name, n):
 
 @pytest.mark.parametrize("n", [2, 3, 5])
 def test_padding_invariance(fusion_name, n):
-    fusion = build(fusion_name, DIMS[n]).eval()
+    # padding="masked" reaches the fusions that take it (mult: its default follows MulT's code, which attends
+    # to padding; tests/test_reference_mult.py checks that mode)
+    fusion = build(fusion_name, DIMS[n], padding="masked").eval()
     xs, masks = random_modalities(DIMS[n], LENGTHS[n], batch=3)
     with torch.no_grad():
         reference = fusion(xs, masks)

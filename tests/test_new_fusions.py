@@ -101,7 +101,8 @@ def test_mult_crossmodal_attention_is_causal():
     for causal in (True, False):
         fusion = build("mult", dims, causal=causal).eval()
         with torch.no_grad():
-            before, after = fusion.crossmodal(xs, masks)[0, 2], fusion.crossmodal(changed, masks)[0, 2]
+            before = fusion.crossmodal(*fusion.project(xs, masks))[0, 2]
+            after = fusion.crossmodal(*fusion.project(changed, masks))[0, 2]
         moved = (before - after).abs().amax(dim=(0, 2))
         if causal:
             assert moved[:4].max() == 0 and moved[4] > 0

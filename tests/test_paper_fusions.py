@@ -112,6 +112,20 @@ def test_pairwise_is_mult_structure_at_three_modalities():
     assert n_params(fusion) == 1_071_211 - 181
 
 
+def test_pairwise_causal_masks_ignore_appended_padding():
+    """``causal=True`` offsets MulT's future mask by each sample's real lengths, so padding appended to one
+    modality (which would move an offset taken from the padded lengths) changes nothing."""
+    torch.manual_seed(0)
+    dims = [11, 3, 5]
+    fusion = fusions.build_fusion("pairwise", dims, causal=True, **tiny_hparams("pairwise")).eval()
+    xs, masks = random_modalities(dims, [5, 5, 7], batch=3)
+    padded_x = torch.cat([xs[1], torch.randn(3, 4, 3)], dim=1)
+    padded_mask = torch.cat([masks[1], torch.zeros(3, 4, dtype=torch.bool)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(fusion([xs[0], padded_x, xs[2]], [masks[0], padded_mask, masks[2]]),
+                                   fusion(xs, masks), atol=1e-5, rtol=0)
+
+
 def test_pairwise_memory_options():
     projected = fusions.build_fusion("pairwise", [3] * 5, **tiny_hparams("pairwise"))
     assert projected.memory_dim == 8 and projected.memory_projection is not None
