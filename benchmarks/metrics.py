@@ -10,6 +10,10 @@ Regression (MOSI sentiment in [-3, 3]), as published MOSI tables compute them (M
   noise;
 * ``acc2_has0`` / ``f1_has0``: negative (< 0) against non-negative (>= 0), all samples;
 * ``acc2_non0`` / ``f1_non0``: negative against positive, samples whose label is exactly 0 dropped;
+* ``f1_*`` is the class-weighted F1 (MulT's and MMSA's ``f1_score(..., average="weighted")``);
+  ``f1_macro_has0`` / ``f1_macro_non0`` the unweighted mean of the two classes' F1 on the same classes (the GRF
+  authors' evaluation: ``f1_score(label >= 0, pred >= 0, average="macro")``), so both published conventions
+  are in every table;
 * ``acc5`` / ``acc7``: prediction and label clipped to [-2, 2] / [-3, 3], then both rounded half-to-even as
   ``np.round`` does (MOSI has labels at x.5; rounding half up would move 29 of its 52 such labels);
 * F1 scores are support-weighted over the two classes (``sklearn.metrics.f1_score(average="weighted")``).
@@ -17,11 +21,11 @@ Regression (MOSI sentiment in [-3, 3]), as published MOSI tables compute them (M
 Classification: ``accuracy`` and ``f1_macro``. Every metric is a fraction in [0, 1] except ``mae`` (label
 units) and ``corr``.
 
-Undefined cases: ``corr`` as above; ``acc2_non0`` / ``f1_non0`` are NaN when every label is exactly 0 (no sample
-left). The others are defined for any non-empty test split: an F1 score with one class in the labels is that
-class's F1 (``2 TP / (2 TP + FP + FN)``, never 0/0 for a class that occurs), and ``f1_macro`` averages over the
-classes that occur in the labels or the predictions (scikit-learn's default). Analysis shows NaN as "n/a" and
-leaves it out of every test.
+Undefined cases: ``corr`` as above; ``acc2_non0`` / ``f1_non0`` / ``f1_macro_non0`` are NaN when every label is
+exactly 0 (no sample left). The others are defined for any non-empty test split: an F1 score with one class in
+the labels is that class's F1 (``2 TP / (2 TP + FP + FN)``, never 0/0 for a class that occurs), and ``f1_macro``
+averages over the classes that occur in the labels or the predictions (scikit-learn's default), as do
+``f1_macro_has0`` / ``f1_macro_non0``. Analysis shows NaN as "n/a" and leaves it out of every test.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score
 
-REGRESSION_METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7")
+REGRESSION_METRICS = (
+    "mae", "corr", "acc2_has0", "f1_has0", "f1_macro_has0", "acc2_non0", "f1_non0", "f1_macro_non0", "acc5", "acc7",
+)
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro")
 ALL_METRICS = (*REGRESSION_METRICS, *CLASSIFICATION_METRICS)
 """Every metric column a records table can hold, regression's first."""
@@ -38,6 +44,7 @@ UNDEFINED_WHEN = {
     "corr": "the test labels or the predictions are constant, up to rounding",
     "acc2_non0": "every test label is 0",
     "f1_non0": "every test label is 0",
+    "f1_macro_non0": "every test label is 0",
 }
 """When a metric is NaN although the cell trained: the reason, in words, for the metrics that can be undefined."""
 
@@ -100,6 +107,12 @@ def _weighted_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(f1_score(truth, predicted, average="weighted", zero_division=0))
 
 
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    if not truth.size:
+        return float("nan")
+    return float(f1_score(truth, predicted, average="macro", zero_division=0))
+
+
 def acc2_classes(labels: np.ndarray, predictions: np.ndarray, convention: str) -> tuple[np.ndarray, np.ndarray]:
     """The binary sentiment classes behind Acc-2 and its F1: ``(truth, predicted)``, booleans ``[n_kept]``.
 
@@ -137,8 +150,10 @@ def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str,
         "corr": corr,
         "acc2_has0": _accuracy(*has0),
         "f1_has0": _weighted_f1(*has0),
+        "f1_macro_has0": _macro_f1(*has0),
         "acc2_non0": _accuracy(*non0),
         "f1_non0": _weighted_f1(*non0),
+        "f1_macro_non0": _macro_f1(*non0),
         "acc5": _accuracy(np.round(np.clip(y, -2, 2)), np.round(np.clip(p, -2, 2))),
         "acc7": _accuracy(np.round(np.clip(y, -3, 3)), np.round(np.clip(p, -3, 3))),
     }

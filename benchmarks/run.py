@@ -289,7 +289,8 @@ def write_summary(out: Path, records: pd.DataFrame, task: str, quiet: bool) -> N
     from .store import atomic_write_text  # noqa: PLC0415
 
     metrics = list(metric_names(task))
-    shown = metrics if task == "classification" else ["mae", "corr", "acc2_has0", "acc2_non0", "f1_non0", "acc7"]
+    shown = metrics if task == "classification" else [
+        "mae", "corr", "acc2_has0", "acc2_non0", "f1_macro_has0", "f1_non0", "acc7"]
     atomic_write_text(out / "table.tex", latex_table(records, metrics, caption=f"{records['dataset'].iloc[0]}"))
     atomic_write_text(out / "table.md", markdown_table(records, metrics))
     seed_distribution(records, shown[:4], out / "figures" / "seeds")

@@ -115,7 +115,7 @@ def test_report_on_all_zero_test_labels(tmp_path):
     report = run / "report"
     table = (report / "tables" / "comparison.txt").read_text()
     corr, non0 = (table.splitlines()[0].split().index(m) for m in ("corr", "acc2_non0"))
-    assert table.count("n/a") == 3 * 3  # corr, acc2_non0, f1_non0 of every fusion
+    assert table.count("n/a") == 4 * 3  # corr, acc2_non0, f1_non0, f1_macro_non0 of every fusion
     assert corr < non0
     assert "acc2_non0 is n/a for grf seeds 0, 1; late seeds 0, 1; concat seeds 0, 1 (undefined when every test " \
            "label is 0); left out of every statistic" in (report / "README.md").read_text()

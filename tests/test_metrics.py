@@ -26,6 +26,7 @@ def test_acc2_has0_counts_zero_labels_as_non_negative():
     # non-negative class: truth at {2..7}, predicted at {1, 3, 4, 5, 6}: tp 4, precision 4/5, recall 4/6
     f1_positive = 2 * (4 / 5) * (4 / 6) / (4 / 5 + 4 / 6)
     assert m["f1_has0"] == pytest.approx((2 * 0.4 + 6 * f1_positive) / 8)
+    assert m["f1_macro_has0"] == pytest.approx((0.4 + f1_positive) / 2)  # the GRF authors' unweighted mean
 
 
 def test_acc2_non0_drops_zero_labels():
@@ -35,6 +36,7 @@ def test_acc2_non0_drops_zero_labels():
     # negative class: truth F at 0,1; predicted F at 0,7 -> tp 1, precision 1/2, recall 1/2 -> f1 1/2
     # positive class: truth T at 4,5,6,7; predicted T at 1,4,5,6 -> tp 3, precision 3/4, recall 3/4 -> 3/4
     assert m["f1_non0"] == pytest.approx((2 * 0.5 + 4 * 0.75) / 6)
+    assert m["f1_macro_non0"] == pytest.approx((0.5 + 0.75) / 2)
 
 
 def test_acc7_and_acc5_round_half_to_even():
@@ -55,7 +57,7 @@ def test_half_up_rounding_would_differ():
 
 def test_all_zero_labels_give_nan_non0_metrics():
     m = regression_metrics(np.zeros(3), np.array([0.1, -0.1, 0.2]))
-    assert np.isnan(m["acc2_non0"]) and np.isnan(m["f1_non0"])
+    assert np.isnan(m["acc2_non0"]) and np.isnan(m["f1_non0"]) and np.isnan(m["f1_macro_non0"])
     assert m["acc2_has0"] == pytest.approx(2 / 3)
 
 
