@@ -33,7 +33,7 @@ from fusions import build_predictor
 from fusions.mult import left_pad
 
 from ..train import task_loss
-from . import LAYOUTS, Batch, ReferenceCheck, register_reference
+from . import LAYOUTS, Batch, ReferenceCheck, StateReader, register_reference
 
 NAMES = ["l", "a", "v"]  # MulT's names of our modalities 0, 1, 2 (text, audio, vision)
 DIMS = [300, 5, 20]
@@ -105,7 +105,7 @@ def map_weights(
     ``out_layer`` is the predictor's ``head``. Raises ``ValueError`` naming the key when a key is missing or a
     weight is left unmapped (not MulT's layout).
     """
-    seen = _Recorder(reference)
+    seen = StateReader(reference, "MulT's layout")
     out: dict[str, Tensor] = {}
     for i, name in enumerate(NAMES):
         kernel = seen[f"proj_{name}.weight"]
@@ -119,29 +119,8 @@ def map_weights(
     for ours, theirs in (("fusion.proj1", "proj1"), ("fusion.proj2", "proj2"), ("head", "out_layer")):
         for kind in ("weight", "bias"):
             out[f"{ours}.{kind}"] = seen[f"{theirs}.{kind}"]
-    left = sorted(key for key in set(reference) - seen.used if not key.endswith(UNUSED))
-    if left:
-        raise ValueError(f"reference weights left unmapped: {', '.join(left[:5])} (not MulT's layout?)")
+    seen.check_all_read(ignore=UNUSED)
     return out
-
-
-class _Recorder(Mapping):
-    """A read-only view of a state dict that records the keys read; a missing key raises ``ValueError``."""
-
-    def __init__(self, state: Mapping[str, Tensor]):
-        self.state, self.used = state, set()
-
-    def __getitem__(self, key: str) -> Tensor:
-        if key not in self.state:
-            raise ValueError(f"reference state dict has no {key!r} (not MulT's layout?)")
-        self.used.add(key)
-        return self.state[key]
-
-    def __iter__(self):
-        return iter(self.state)
-
-    def __len__(self) -> int:
-        return len(self.state)
 
 
 def contiguous_positions(models: ModuleType) -> None:
