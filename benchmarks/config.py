@@ -210,11 +210,13 @@ class _WithoutDocstrings(ast.NodeTransformer):
 
 
 @functools.cache
+@functools.cache
 def code_version() -> str:
     """A 12-hex digest of the code that computes a cell's result: every module of the ``fusions`` package,
     ``benchmarks.train`` and ``benchmarks.metrics``, as syntax trees without docstrings (so comments, docstrings
     and formatting do not count; any change to what the code does does). The loaders are not in it: the data
-    fingerprint covers what they return."""
+    fingerprint covers what they return. Computed once per process (the code does not change under it; every
+    ``CellConfig.hash`` and ``as_dict`` asks for it)."""
     package = Path(fusions.__file__).resolve().parent
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
