@@ -18,21 +18,23 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
-from benchmarks.metrics import higher_is_better  # noqa: E402
+from records.io import atomic_path  # noqa: E402
+from tasks import higher_is_better  # noqa: E402
 
 
 def save_figure(figure, path_without_suffix: Path) -> list[Path]:
-    """Write ``<path>.png`` (150 dpi) and ``<path>.pdf`` atomically enough for figures; returns both paths."""
-    path_without_suffix = Path(path_without_suffix)
-    path_without_suffix.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``<path>.png`` (150 dpi) and ``<path>.pdf``, each atomically (``records.io.atomic_path``: a failed or
+    interrupted save leaves the previous file and no temporary one), and close the figure; returns both paths.
+    Every figure of the suite is saved here."""
     paths = []
-    for suffix in (".png", ".pdf"):
-        target = path_without_suffix.with_suffix(suffix)
-        temporary = target.with_name(f".{target.name}.tmp{suffix}")
-        figure.savefig(temporary, dpi=150, bbox_inches="tight")
-        temporary.replace(target)
-        paths.append(target)
-    plt.close(figure)
+    try:
+        for suffix in (".png", ".pdf"):
+            target = Path(path_without_suffix).with_suffix(suffix)
+            with atomic_path(target, suffix=suffix) as temporary:
+                figure.savefig(temporary, format=suffix[1:], dpi=150, bbox_inches="tight")
+            paths.append(target)
+    finally:
+        plt.close(figure)
     return paths
 
 

@@ -3,8 +3,9 @@
 * :func:`usable_metrics`: the metrics with at least one finite value, and which cells have none (undefined).
 * :func:`rank_tests`: per metric, Friedman's test over the fusions with a value (seeds as blocks) and the Nemenyi
   post-hoc.
-* :func:`per_sample_tests`: per pair of fusions, on the test samples: paired bootstrap of the MAE / accuracy
-  difference and McNemar's exact test on correctness, for each seed and for seed-averaged predictions.
+* :func:`per_sample_tests`: per pair of fusions, on the test samples: paired bootstrap of the difference of each
+  of the task's per-sample metrics (``tasks.Task.sample_tests``: an error such as the MAE, or an accuracy) and
+  McNemar's exact test on the correctness behind each accuracy, for each seed and for seed-averaged predictions.
 
 A NaN metric (undefined, e.g. ``corr`` of constant predictions, or a failed cell) is never a value: the cell is left
 out of that metric's tests, and each function says so in its notes (or ``note`` columns).
@@ -22,13 +23,11 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from benchmarks.metrics import UNDEFINED_WHEN, higher_is_better
+import tasks
+from tasks import Task
 
 from . import stats
 from .records import failed_cells
-
-SAMPLE_MEASURES = {"regression": ("mae", "acc2_has0", "acc2_non0"), "classification": ("accuracy",)}
-"""What the per-sample tests compare: ``mae`` (bootstrap only), or an accuracy (bootstrap and McNemar)."""
 
 
 def cell_list(records: pd.DataFrame) -> str:
@@ -52,7 +51,7 @@ def usable_metrics(records: pd.DataFrame, metrics: Sequence[str]) -> tuple[list[
             kept.append(metric)
         undefined = trained[~np.isfinite(trained[metric])]
         if not undefined.empty:
-            why = UNDEFINED_WHEN.get(metric, "its value is not finite")
+            why = (metric in tasks.list_metrics() and tasks.metric(metric).undefined_when) or "its value is not finite"
             fate = "those cells are left out of its tests" if finite else "left out of every statistic"
             notes.append(f"{metric} is n/a for {cell_list(undefined)} (undefined when {why}); {fate}")
     return kept, notes
@@ -88,7 +87,7 @@ def rank_tests(records: pd.DataFrame, metrics: Sequence[str], alpha: float = 0.0
         return RankTests(pd.DataFrame(), pd.DataFrame(), notes=[note])
     friedman_rows, nemenyi_rows, results, notes = [], [], {}, []
     for metric in metrics:
-        direction = higher_is_better(metric)
+        direction = tasks.higher_is_better(metric)
         label = f"Friedman, Nemenyi and the CD diagram of {metric}"
         every = stats.seed_matrix(records, metric, fusions=fusions, complete=False)
         present = [f for f in fusions if every[f].notna().any()]
@@ -126,28 +125,19 @@ def rank_tests(records: pd.DataFrame, metrics: Sequence[str], alpha: float = 0.0
     return RankTests(pd.DataFrame(friedman_rows), pd.DataFrame(nemenyi_rows), results, notes)
 
 
-def _correct(task: str, measure: str, labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """Per-sample correctness for an accuracy measure (Acc-2 in either convention, or class accuracy)."""
-    if task == "classification":
-        return predictions == labels
-    return stats.acc2_correct(labels, predictions, convention=measure.removeprefix("acc2_"))
-
-
-def _pair_rows(task: str, aligned: stats.AlignedPredictions, n_resamples: int, seed: int) -> list[dict]:
-    """Bootstrap (and McNemar for accuracies) of one pair on one set of predictions, one row per measure."""
+def _pair_rows(task: Task, aligned: stats.AlignedPredictions, n_resamples: int, seed: int) -> list[dict]:
+    """Bootstrap of one pair on one set of predictions, one row per per-sample metric of the task; McNemar's test
+    too where the per-sample scores are correctness (an accuracy)."""
     rows = []
-    for measure in SAMPLE_MEASURES[task]:
+    for measure in task.sample_tests:
         row = {"measure": measure}
-        if measure == "mae":
-            labels, a, b = (np.asarray(v, dtype=float) for v in (aligned.labels, aligned.pred_a, aligned.pred_b))
-            boot = stats.paired_bootstrap_mae(labels, a, b, n_resamples=n_resamples, seed=seed)
-            row.update(mcnemar_b=np.nan, mcnemar_c=np.nan, mcnemar_p=np.nan, mcnemar_note="")
-        else:
-            correct_a = _correct(task, measure, aligned.labels, aligned.pred_a)
-            correct_b = _correct(task, measure, aligned.labels, aligned.pred_b)
-            boot = stats.paired_bootstrap_accuracy(correct_a, correct_b, n_resamples=n_resamples, seed=seed)
-            mcnemar = stats.mcnemar_exact(correct_a, correct_b)
+        a, b = (task.sample_scores(measure, aligned.labels, pred) for pred in (aligned.pred_a, aligned.pred_b))
+        boot = stats.paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
+        if a.dtype == bool:
+            mcnemar = stats.mcnemar_exact(a, b)
             row.update(mcnemar_b=mcnemar.b, mcnemar_c=mcnemar.c, mcnemar_p=mcnemar.pvalue, mcnemar_note=mcnemar.note)
+        else:
+            row.update(mcnemar_b=np.nan, mcnemar_c=np.nan, mcnemar_p=np.nan, mcnemar_note="")
         row.update(n=boot.n, difference=boot.observed, ci_low=boot.ci_low, ci_high=boot.ci_high,
                    bootstrap_p=boot.pvalue, bootstrap_note=boot.note)
         rows.append(row)
@@ -162,7 +152,7 @@ def per_sample_tests(
     Args:
         predictions: long-form test predictions (``fusion, seed, id, label, prediction``; for classification the
             prediction is the class index).
-        task: ``"regression"`` or ``"classification"``.
+        task: the registered task of the run (``tasks.get_task``): its ``sample_tests`` are the measures.
         fusions: the fusions in table order; pair (a, b) has a before b. A pair is compared on each seed both have
             predictions of (a failed cell has none).
         n_resamples: bootstrap resamples per test.
@@ -173,21 +163,22 @@ def per_sample_tests(
         ci_low, ci_high, bootstrap_p, mcnemar_b, mcnemar_c, mcnemar_p, bootstrap_p_holm, mcnemar_p_holm,
         bootstrap_note, mcnemar_note`` (the notes: why a p-value is NaN or set to 1, see ``stats.paired_bootstrap``
         and ``stats.mcnemar_exact``).
-        ``seed`` is the training seed, or ``"mean"`` (regression: mean prediction) / ``"vote"`` (classification:
-        majority class) over the seeds every fusion has. ``difference`` is ``a - b`` in the measure's units (MAE:
-        negative = a better; accuracies: positive = a better), with its percentile bootstrap 95% interval.
+        ``seed`` is the training seed, or ``"mean"`` (regression tasks: mean prediction) / ``"vote"``
+        (classification: majority class) over the seeds every fusion has (``Task.seed_average``). ``difference`` is
+        ``a - b`` in the measure's units (an error such as the MAE: negative = a better; accuracies: positive = a
+        better), with its percentile bootstrap 95% interval.
         McNemar's ``b`` counts samples only a gets right, ``c`` only b. Holm runs within each set of predictions
         (one seed, or the average) over all pairs x measures, separately for the bootstrap and McNemar p-values.
         These tests treat the trained models as fixed: they measure test-set sampling error, not seed variation.
     """
-    fusions = list(fusions)
+    task, fusions = tasks.get_task(task), list(fusions)
     if len(fusions) < 2:
         raise ValueError(f"per-sample tests compare pairs of fusions; got {fusions}")
     seeds = [set(predictions.loc[predictions["fusion"] == f, "seed"]) for f in fusions]
     common = set.intersection(*seeds)
     groups = [(str(s), predictions[predictions["seed"] == s]) for s in sorted(set.union(*seeds))]
     if common:
-        how = "mean" if task == "regression" else "vote"
+        how = task.seed_average
         kept = predictions[predictions["seed"].isin(common)]
         groups.append((how, stats.average_over_seeds(kept[["fusion", "seed", "id", "label", "prediction"]], how=how)))
     frames = []

@@ -1,7 +1,7 @@
 """Tables computed from long-form records (one row per fusion x seed): terminal, Markdown and LaTeX.
 
-Cells read ``mean ± std`` over seeds (the mean alone for one seed); the best mean per metric is bold (lower is
-better for ``mae`` only).
+Cells read ``mean ± std`` over seeds (the mean alone for one seed); the best mean per metric is bold, in the
+metric's direction (``tasks.higher_is_better``: lower is better for errors such as ``mae``).
 A per-seed table sits beside the summary, so no result is reported only as mean ± std. An optional
 ``markers`` mapping ``(fusion, metric) -> str`` appends significance markers, explained by ``legend``.
 
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from benchmarks.metrics import higher_is_better
+from tasks import higher_is_better
 
-from .records import failed_cells
+from .records import failed_cells, records_protocol
 from .stats import SIGNIFICANCE_LEVELS, significance_marker
 
 GAP_WORDS = {
@@ -36,7 +36,7 @@ def _format(value: float, digits: int) -> str:
 
 
 def _higher(metric: str, higher: dict | None) -> bool:
-    """The column's direction: from ``higher`` when it names the column, else ``benchmarks.metrics``."""
+    """The column's direction: from ``higher`` when it names the column, else its metric's registration (``tasks``)."""
     return higher[metric] if higher and metric in higher else higher_is_better(metric)
 
 
@@ -47,7 +47,9 @@ def summary_frame(
     ``n_seeds``, the group's row count ``n_rows``, ``failed`` (every row of the group is a failed cell) and the best
     flag (best finite mean; a group without a value is never best).
 
-    ``higher``: ``column -> bool`` directions for columns that are not metrics of ``benchmarks.metrics``."""
+    ``higher``: ``column -> bool`` directions for columns that are not registered metrics (``tasks``). Records
+    of several training protocols raise ValueError (``records.records_protocol``)."""
+    records_protocol(records)
     failed = failed_cells(records).groupby(records[by], sort=False).all()
     rows = []
     for metric in metrics:

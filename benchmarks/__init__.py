@@ -1,1 +1,2 @@
-"""Benchmarks: datasets, training, metrics, cost measurement, and the command-line runners."""
+"""Benchmarks: datasets, training, cost measures, the experiment layer (run, grid, ablate, tune, sweeps, probes) and
+the commands. Metrics live in ``tasks``, the record formats in ``records``."""

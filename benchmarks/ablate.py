@@ -28,21 +28,30 @@ import argparse
 import itertools
 import random
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from fusions import build_fusion
+from records.io import atomic_write_text, check_writable
+from records.schema import write_table
+from tasks import get_task, higher_is_better
 
-from .cli import add_data_arguments, add_training_arguments, modality_names, parse_names, parse_seeds, run_cli
-from .config import Variant, resolve
-from .cost import count_costs
-from .metrics import higher_is_better, main_metric, metric_names
-from .run import RunSpec, build_config, load_run_dataset, raise_failed, run_benchmark
-from .store import atomic_write_csv, atomic_write_text
-from .train import resolve_hparams
+from .cli import (
+    add_data_arguments,
+    add_output_arguments,
+    add_seed_arguments,
+    add_training_arguments,
+    experiment_fields,
+    parse_names,
+    run_cli,
+    seeds_of,
+)
+from .config import Variant
+from .experiment import Experiment, RunSpec
+from .run import run_experiment
+from .run_folder import raise_failed
 
 TABLE_LEGEND = ("Δ: variant minus full GRF (mean over seeds); p: paired t-test by seed, Holm-adjusted over every "
                 "variant × metric; * p < 0.05, ** p < 0.01, *** p < 0.001. FLOPs: fusion forward per sample.")
@@ -94,26 +103,13 @@ def ablations(modality_names: list[str], reference: dict, groups=GROUPS, orders:
     return found
 
 
-def variant_costs(config: dict, described: dict, data, variants: list[Variant]) -> pd.DataFrame:
-    """Parameters of the whole predictor are in the records; here: the fusion's forward FLOPs per sample at the
-    dataset's padded lengths (every step real), counted on the ``meta`` device."""
-    lengths = [int(x.shape[1]) for x in data.train.xs]
-    rows = []
-    for variant in variants:
-        cell = resolve(config, variant, described)
-        hparams = resolve_hparams(cell.hparams, data.modality_names)
-        counts = count_costs(lambda h=hparams, f=cell.fusion: build_fusion(f, data.dims, **h), data.dims, lengths)
-        rows.append({"fusion": variant.label, "flops": counts.flops})
-    return pd.DataFrame(rows)
-
-
 def summarise(records: pd.DataFrame, groups: dict[str, str], costs: pd.DataFrame, task: str) -> pd.DataFrame:
     """One row per variant: metric means and stds, the main metric's difference to GRF with the paired t-test
     (raw and Holm-adjusted over every variant x metric), parameters and FLOPs."""
-    from analysis.stats import comparison_table, significance_marker  # noqa: PLC0415
+    from analysis.stats import comparison_table, significance_marker
 
-    metrics = list(metric_names(task))
-    main = main_metric(task)
+    metrics = list(get_task(task).metrics)
+    main = get_task(task).main_metric
     compared = comparison_table(records, baseline=REFERENCE, metrics=metrics)
     rows = []
     for label, frame in records.groupby("fusion", sort=False):
@@ -132,9 +128,9 @@ def summarise(records: pd.DataFrame, groups: dict[str, str], costs: pd.DataFrame
 
 def order_test(records: pd.DataFrame, labels: list[str], task: str) -> pd.DataFrame:
     """Friedman test of the main metric across the modality orders (seeds as blocks)."""
-    from analysis.stats import friedman_test, seed_matrix  # noqa: PLC0415
+    from analysis.stats import friedman_test, seed_matrix
 
-    main = main_metric(task)
+    main = get_task(task).main_metric
     if len(labels) < 3:
         return pd.DataFrame()
     matrix = seed_matrix(records[records["fusion"].isin(labels)], main, fusions=labels)
@@ -149,8 +145,8 @@ def order_test(records: pd.DataFrame, labels: list[str], task: str) -> pd.DataFr
 
 def table_text(summary: pd.DataFrame, task: str, fmt: str) -> str:
     """The ablation table (``fmt``: a tabulate format, e.g. ``github`` or ``latex_booktabs``)."""
-    main = main_metric(task)
-    shown = [m for m in metric_names(task) if m in (main, "corr", "acc2_non0", "f1_non0", "accuracy", "f1_macro")]
+    main = get_task(task).main_metric
+    shown = [m for m in get_task(task).metrics if m in (main, "corr", "acc2_non0", "f1_non0", "accuracy", "f1_macro")]
     body = []
     for _, row in summary.iterrows():
         cells = [row["group"], row["fusion"]]
@@ -168,7 +164,7 @@ def table_text(summary: pd.DataFrame, task: str, fmt: str) -> str:
 
 def write_tables(out: Path, summary: pd.DataFrame, task: str) -> None:
     """``ablation.md`` and ``ablation.tex`` (pdfLaTeX-safe symbols) from the summary of ``ablation.csv``."""
-    from analysis.tables import latex_symbols  # noqa: PLC0415 (as the other analysis imports here)
+    from analysis.tables import latex_symbols  # as the other analysis imports here
 
     atomic_write_text(out / "ablation.md", table_text(summary, task, "github") + f"\n\n{TABLE_LEGEND}\n")
     tex = table_text(summary, task, "latex_booktabs") + f"\n% {TABLE_LEGEND}\n"
@@ -177,12 +173,12 @@ def write_tables(out: Path, summary: pd.DataFrame, task: str) -> None:
 
 def ablation_figure(records: pd.DataFrame, groups: dict[str, str], task: str, path: Path) -> list[Path]:
     """Every seed's main metric per variant (points) with the mean, grouped by switch; a line at GRF's mean."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    import seaborn as sns  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    import seaborn as sns
 
-    from analysis.plots import save_figure  # noqa: PLC0415
+    from analysis.plots import save_figure
 
-    main = main_metric(task)
+    main = get_task(task).main_metric
     frame = records.assign(group=records["fusion"].map(groups))
     order = list(dict.fromkeys(frame["fusion"]))
     sns.set_theme(style="whitegrid", context="paper")
@@ -208,23 +204,23 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
     if unknown:
         raise ValueError(f"unknown ablation group {unknown[0]!r}; groups: {', '.join(GROUPS)}")
     out = Path(run.out or Path("results") / "ablate" / run.dataset)
-    run = replace(run, fusions=[REFERENCE], out=str(out))
-    config = build_config(run)
-    data, described = load_run_dataset(run, config)
-    reference = resolve(config, REFERENCE, described).hparams
-    found = ablations(data.modality_names, reference, groups, orders)
-    run.fusions = [a.variant for a in found]
-    every = run_benchmark(run, quiet=quiet, report=False, check=False)
+    check_writable(out)
+    experiment = Experiment.build(run, [REFERENCE])
+    data = experiment.data
+    found = ablations(data.modality_names, experiment.cell(REFERENCE).hparams, groups, orders)
+    variants = [a.variant for a in found]
+    every = run_experiment(experiment, variants, run.seeds, out, quiet=quiet, report=False, check=False)
     records = every[every["status"].eq("done")]
     if REFERENCE not in set(records["fusion"]) or records["fusion"].nunique() < 2:
         raise_failed(every, out / "runs.csv")  # nothing to compare: say why
     groups = {a.variant.label: a.group for a in found}
-    trained = [variant for variant in run.fusions if variant.label in set(records["fusion"])]
-    summary = summarise(records, groups, variant_costs(config, described, data, trained), data.task)
-    atomic_write_csv(out / "ablation.csv", summary)
+    costs = pd.DataFrame([{"fusion": v.label, "flops": experiment.forward_flops(experiment.cell(v))}
+                          for v in variants if v.label in set(records["fusion"])])
+    summary = summarise(records, groups, costs, data.task)
+    write_table(out / "ablation.csv", summary)
     write_tables(out, summary, data.task)
     order_labels = [a.variant.label for a in found if a.group in ("reference", "order")]
-    atomic_write_csv(out / "order.csv", order_test(records, order_labels, data.task))
+    write_table(out / "order.csv", order_test(records, order_labels, data.task))
     ablation_figure(records, groups, data.task, out / "figures" / "ablation")
     if not quiet:
         print(table_text(summary, data.task, "simple"))
@@ -236,16 +232,13 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
-    parser.add_argument("--seeds", default="3", help="a count (3 -> 0,1,2) or a list (0,1,2)")
+    add_seed_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--groups", default=",".join(GROUPS), help=f"subset of {','.join(GROUPS)}")
     parser.add_argument("--orders", type=int, default=5, help="orders sampled when there are > 4 modalities")
-    parser.add_argument("--out", default=None, help="output folder (default results/ablate/<dataset>)")
-    parser.add_argument("--quiet", action="store_true")
+    add_output_arguments(parser, "results/ablate/<dataset>")
     args = parser.parse_args(argv)
-    run = RunSpec(fusions=[REFERENCE], dataset=args.dataset, dataset_path=args.data_path,
-                  modalities=modality_names(args), seeds=parse_seeds(args.seeds), preset=args.preset,
-                  config_file=args.config, epochs=args.epochs, device=args.device, out=args.out)
+    run = RunSpec(fusions=[REFERENCE], seeds=seeds_of(args), out=args.out, **experiment_fields(args))
     run_ablation(run, tuple(parse_names(args.groups, "--groups")), args.orders, quiet=args.quiet)
     return 0
 

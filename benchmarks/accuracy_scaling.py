@@ -23,90 +23,82 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from fusions import build_fusion, fusion_class
+from records.schema import write_table
+from tasks import get_task, task_of_columns
 
-from .cli import add_training_arguments, parse_fusions, parse_ints, parse_seeds
-from .config import Variant, resolve
-from .cost import count_costs
-from .metrics import main_metric, task_of_columns
-from .run import RunSpec, build_config, load_run_dataset, raise_failed, run_benchmark
-from .store import atomic_write_csv
-from .train import resolve_hparams
+from .cli import (
+    add_output_arguments,
+    add_seed_arguments,
+    add_training_arguments,
+    experiment_fields,
+    parse_fusions,
+    parse_ints,
+    seeds_of,
+)
+from .config import Variant
+from .data.mfeat import VIEWS
+from .experiment import Experiment, ExperimentSpec
+from .run import run_experiment
+from .run_folder import raise_failed
 
-MFEAT_ORDER = ("fou", "fac", "kar", "pix", "zer", "mor")
 DEFAULT_COUNTS = {"mfeat": "2,3,4,5,6", "synthetic": "2,4,8,16"}
 
 
-def settings(dataset: str, counts: list[int], subsets: int, seed: int = 0) -> list[tuple[str, RunSpec]]:
-    """``(label, partial RunSpec)`` per modality setting: the modality selection or the generator's ``n``."""
+def settings(dataset: str, counts: list[int], subsets: int, seed: int = 0) -> list[tuple[str, ExperimentSpec]]:
+    """``(label, partial ExperimentSpec)`` per modality setting: the modality selection or the generator's ``n``."""
     found = []
     if dataset == "mfeat":
         for n in counts:
-            if not 2 <= n <= len(MFEAT_ORDER):
-                raise ValueError(f"mfeat has {len(MFEAT_ORDER)} views: --modalities must lie in 2..6, got {n}")
-            nested = list(MFEAT_ORDER[:n])
-            others = [list(c) for c in itertools.combinations(MFEAT_ORDER, n) if list(c) != nested]
+            if not 2 <= n <= len(VIEWS):
+                raise ValueError(f"mfeat has {len(VIEWS)} views: --modalities must lie in 2..6, got {n}")
+            nested = list(VIEWS[:n])
+            others = [list(c) for c in itertools.combinations(VIEWS, n) if list(c) != nested]
             chosen = [nested] + random.Random(seed + n).sample(others, min(subsets, len(others)))
-            found += [(f"n{n}-{'-'.join(views)}", RunSpec(fusions=[], modalities=views)) for views in chosen]
+            found += [(f"n{n}-{'-'.join(views)}", ExperimentSpec(modalities=views)) for views in chosen]
     elif dataset == "synthetic":
         for n in counts:
             overrides = {"datasets": {"synthetic": {"n_modalities": n}}}
-            found.append((f"n{n}", RunSpec(fusions=[], overrides=overrides)))
+            found.append((f"n{n}", ExperimentSpec(overrides=overrides)))
     else:
         raise ValueError(f"--train supports the datasets mfeat and synthetic, got {dataset!r}")
     return found
 
 
-def _fits(config: dict, fusion: str | Variant, described: dict, n: int) -> str | None:
-    """None when the fusion can be built for ``n`` modalities, else why not (its stated cap)."""
-    cell = resolve(config, fusion, described)
-    limit = fusion_class(cell.fusion).max_modalities(**cell.hparams)
-    return None if limit is None or n <= limit else f"{cell.label} is capped at {limit} modalities"
-
-
 def run_accuracy_scaling(
-    fusions: list[str | Variant], dataset: str, counts: list[int], seeds: list[int], out: Path,
-    preset: str = "quick", config_file: str | None = None, epochs: int | None = None, device: str = "auto",
+    fusions: list[str | Variant], base: ExperimentSpec, counts: list[int], seeds: list[int], out: Path,
     subsets: int = 2, quiet: bool = False,
 ) -> pd.DataFrame:
-    """Train every fusion at every modality setting; returns the gathered records (see the module docstring)."""
+    """Train every fusion at every modality setting of ``base.dataset`` (``mfeat`` or ``synthetic``); returns the
+    gathered records (see the module docstring). ``base``: the data and configuration every setting shares (its
+    ``modalities`` and ``overrides`` are set per setting)."""
     records, skipped = [], []
-    for label, partial in settings(dataset, counts, subsets):
-        spec = RunSpec(fusions=list(fusions), dataset=dataset, seeds=seeds, preset=preset, config_file=config_file,
-                       epochs=epochs, device=device, out=str(out / label), modalities=partial.modalities,
-                       overrides=partial.overrides)
-        config = build_config(spec)
-        data, described = load_run_dataset(spec, config)
-        n = len(data.modality_names)
+    for label, partial in settings(base.dataset, counts, subsets):
+        spec = replace(base, modalities=partial.modalities, overrides=partial.overrides)
+        experiment = Experiment.build(spec, fusions)
+        n = len(experiment.data.modality_names)
         fitting = []
         for fusion in fusions:
-            reason = _fits(config, fusion, described, n)
+            reason = experiment.modality_cap(fusion)
             if reason is None:
                 fitting.append(fusion)
             else:
                 skipped.append({"setting": label, "n_modalities": n, "fusion": str(fusion), "reason": reason})
         if not fitting:
             continue
-        spec.fusions = fitting
-        frame = run_benchmark(spec, quiet=quiet, report=False, check=False)
-        lengths, dims = [int(x.shape[1]) for x in data.train.xs], data.dims
-        flops = {}
+        frame = run_experiment(experiment, fitting, seeds, out / label, quiet=quiet, report=False, check=False)
         trained = set(frame.loc[frame["status"].eq("done"), "fusion"])
-        for fusion in fitting:
-            cell = resolve(config, fusion, described)
-            if cell.label not in trained:  # failed on every seed (perhaps a configuration that does not build)
-                continue
-            hparams = resolve_hparams(cell.hparams, data.modality_names)
-            counted = count_costs(lambda f=cell.fusion, h=hparams, d=dims: build_fusion(f, d, **h), dims, lengths)
-            flops[cell.label] = counted.flops
+        cells = [experiment.cell(fusion) for fusion in fitting]
+        # a fusion that failed on every seed (perhaps a configuration that does not build) is not counted
+        flops = {cell.label: experiment.forward_flops(cell) for cell in cells if cell.label in trained}
         records.append(frame.assign(setting=label, flops=frame["fusion"].map(flops)))
-        atomic_write_csv(out / "accuracy.csv", pd.concat(records, ignore_index=True))
+        write_table(out / "accuracy.csv", pd.concat(records, ignore_index=True))
     columns = ["setting", "n_modalities", "fusion", "reason"]
-    atomic_write_csv(out / "skipped.csv", pd.DataFrame(skipped, columns=columns))
+    write_table(out / "skipped.csv", pd.DataFrame(skipped, columns=columns))
     if not records:
         raise ValueError("no fusion could be trained at any modality count")
     gathered = pd.concat(records, ignore_index=True)
@@ -118,9 +110,9 @@ def run_accuracy_scaling(
 
 
 def _figures(records: pd.DataFrame, out: Path) -> None:
-    from analysis.plots import metric_vs_flops, metric_vs_modalities  # noqa: PLC0415
+    from analysis.plots import metric_vs_flops, metric_vs_modalities
 
-    main = main_metric(task_of_columns(records.columns))
+    main = get_task(task_of_columns(records.columns)).main_metric
     metric_vs_modalities(records, [main], out / "figures" / "accuracy_vs_n")
     metric_vs_flops(records, main, out / "figures" / "accuracy_vs_flops")
 
@@ -133,19 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fusions", default="grf,pairwise,late,concat", help="fusion specs (name:key=value)")
     parser.add_argument("--modalities", default=None, help="modality counts (mfeat: 2..6; synthetic: any >= 2)")
     parser.add_argument("--subsets", type=int, default=2, help="mfeat: random subsets per count beside the nested")
-    parser.add_argument("--seeds", default="3")
+    add_seed_arguments(parser)
     add_training_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, help="default results/scaling-train/<dataset>")
-    parser.add_argument("--quiet", action="store_true")
+    add_output_arguments(parser, "results/scaling-train/<dataset>")
     args = parser.parse_args(argv)
     counts = parse_ints(args.modalities or DEFAULT_COUNTS[args.dataset], "--modalities", minimum=2)
+    base = ExperimentSpec(**experiment_fields(args))
     records = run_accuracy_scaling(
-        parse_fusions(args.fusions), args.dataset, counts, parse_seeds(args.seeds),
-        args.out or Path("results") / "scaling-train" / args.dataset, args.preset, args.config, args.epochs,
-        args.device, max(args.subsets, 0), args.quiet,
+        parse_fusions(args.fusions), base, counts, seeds_of(args),
+        Path(args.out or Path("results") / "scaling-train" / args.dataset), max(args.subsets, 0), args.quiet,
     )
     if not args.quiet:
-        main_column = main_metric(task_of_columns(records.columns))
+        main_column = get_task(task_of_columns(records.columns)).main_metric
         table = records.groupby(["fusion", "n_modalities"])[main_column].agg(["mean", "std", "count"])
         print(table.to_string())
     return 0

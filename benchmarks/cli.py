@@ -1,67 +1,48 @@
-"""Command-line plumbing shared by the runners: flag parsing and one-line errors.
+"""Command-line plumbing shared by the runners: the flags of the commands that train, and their parsing.
 
-Bad input never ends in a traceback wall: ``run_cli`` prints ``error: <message>`` on one line and exits with
-status 2. Set ``FUSIONBENCH_DEBUG=1`` to see the traceback instead. A run whose cells failed (``CellsFailed``)
-ends with ``error: <summary>``, one indented line per failed cell, and exit status 1.
+The one-line errors every command shares (``run_cli``, ``UsageError``, ``CellsFailed``, ``debug``,
+``parse_names``) are ``records.cli``'s, imported here for the commands: bad input ends in ``error: <message>`` on
+one line and exit status 2 (``FUSIONBENCH_DEBUG=1`` shows the traceback), failed cells in a summary and status 1.
 """
 
 from __future__ import annotations
 
 import ast
-import os
-import sys
-from collections.abc import Callable
 
 import torch
 
 from fusions import fusion_hparams, list_fusions
+from records.cli import CellsFailed, UsageError, debug, parse_names, run_cli  # noqa: F401 (re-exported)
 
 from .config import Variant
 
 
-class UsageError(ValueError):
-    """A flag that does not parse or does not fit this machine."""
-
-
-class CellsFailed(RuntimeError):
-    """Some cells of a run failed after the run went through every cell and wrote its records. The message is
-    the summary; ``details``: one line per failed cell (``<fusion> seed <k>: <error>``)."""
-
-    def __init__(self, summary: str, details: list[str]):
-        super().__init__(summary)
-        self.details = details
-
-
-def debug() -> bool:
-    """Whether ``FUSIONBENCH_DEBUG`` asks for tracebacks instead of one-line errors."""
-    return bool(os.environ.get("FUSIONBENCH_DEBUG"))
-
-
 def parse_seeds(text: str) -> list[int]:
-    """``"3"`` -> seeds 0, 1, 2; ``"0,4,7"`` -> those seeds. Anything else raises ``UsageError``."""
+    """The seeds of ``--seeds``: ``"3"`` -> a count: seeds 0, 1, 2; ``"0,4,7"`` -> those seeds; ``"5-9"`` -> seeds
+    5 to 9 inclusive; ``"7,"`` -> seed 7 alone (a one-item list). Anything else (or a repeated or negative seed)
+    raises ``UsageError``. ``--seed K`` (``add_seed_arguments``) is the plain way to run one seed."""
     text = str(text).strip()
     try:
-        if "," not in text:
+        if "," in text:
+            seeds = [int(part) for part in text.removesuffix(",").split(",")]
+        elif "-" in text.lstrip("-"):
+            first, last = (int(part) for part in text.split("-"))
+            if last < first:
+                raise ValueError
+            seeds = list(range(first, last + 1))
+        else:
             count = int(text)
             if count < 1:
                 raise ValueError
             return list(range(count))
-        seeds = [int(part) for part in text.split(",")]
     except ValueError:
         raise UsageError(
-            f"--seeds {text!r}: expected a count (e.g. 3) or a comma-separated list (e.g. 0,1,2)"
+            f"--seeds {text!r}: expected a count (3 -> seeds 0,1,2), a list (0,4,7), a range (5-9) or one seed "
+            "with a trailing comma (7,); --seed 7 runs seed 7 alone"
         ) from None
-    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UsageError(f"--seeds {text!r}: seeds must be distinct non-negative integers")
     return seeds
-
-
-def parse_names(text: str, flag: str) -> list[str]:
-    """A comma-separated list of names (no empty items, no repeats)."""
-    names = [part.strip() for part in str(text).split(",")]
-    if not all(names) or len(set(names)) != len(names):
-        raise UsageError(f"{flag} {text!r}: expected a comma-separated list of distinct names")
-    return names
 
 
 def parse_ints(text: str, flag: str, minimum: int = 1) -> list[int]:
@@ -91,22 +72,67 @@ def parse_value(text: str):
         return text
 
 
-def add_data_arguments(parser) -> None:
+def add_data_arguments(parser, dataset_default: str = "synthetic") -> None:
     """``--dataset``, ``--data-path`` and ``--modalities``, as every training command takes them (read back
-    with ``modality_names``)."""
-    from .data import list_datasets  # noqa: PLC0415 (the loaders only for commands that train)
+    with ``experiment_fields``)."""
+    from .data import list_datasets  # the loaders only for commands that train
 
-    parser.add_argument("--dataset", default="synthetic", help=f"one of: {', '.join(list_datasets())}")
+    parser.add_argument("--dataset", default=dataset_default, help=f"one of: {', '.join(list_datasets())}")
     parser.add_argument("--data-path", default=None, help="dataset file or folder (MOSI also reads MOSI_PATH)")
     parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
 
 
 def add_training_arguments(parser) -> None:
-    """``--preset``, ``--config``, ``--epochs`` and ``--device``, as every command that trains takes them."""
+    """``--preset``, ``--protocol``, ``--config``, ``--epochs``, ``--device`` and ``--amp``, as every command that
+    trains takes them (read back with ``experiment_fields``)."""
     parser.add_argument("--preset", default="quick", help="quick (CPU-sized) or paper (the papers' settings)")
+    parser.add_argument("--protocol", default="shared",
+                        help="shared (one protocol for every fusion) or reference (each fusion as its public code "
+                             "trains it; benchmarks/configs/protocols/reference.toml)")
     parser.add_argument("--config", default=None, help="TOML file merged over the preset")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (overrides the preset)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    add_device_argument(parser)
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+
+
+def add_device_argument(parser, default: str = "auto") -> None:
+    """``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:K`` (checked by ``resolve_device``)."""
+    parser.add_argument("--device", default=default, help=f"auto, cpu, cuda or cuda:K (default {default})")
+
+
+def add_seed_arguments(parser, default: str = "3") -> None:
+    """``--seeds`` (a count, a list, a range: ``parse_seeds``) and ``--seed K`` (seed K alone), exclusive."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--seeds", default=None, help="a count (3 -> seeds 0,1,2), a list (0,4,7), a range (5-9) or "
+                                                     f"one seed as 7, (default {default})")
+    group.add_argument("--seed", type=int, default=None, help="run this one seed (e.g. --seed 7: seed 7 alone)")
+    parser.set_defaults(default_seeds=default)  # not the flag's default: argparse would not see it repeated
+
+
+def add_output_arguments(parser, default_out: str) -> None:
+    """``--out`` (``default_out`` names the default in the help) and ``--quiet``."""
+    parser.add_argument("--out", default=None, help=f"output folder (default {default_out})")
+    parser.add_argument("--quiet", action="store_true", help="no progress and no table on the terminal")
+
+
+def seeds_of(args) -> list[int]:
+    """The seeds of ``add_seed_arguments``' flags: ``[--seed]`` when given, else ``parse_seeds(--seeds)``."""
+    if args.seed is not None:
+        if args.seed < 0:
+            raise UsageError(f"--seed {args.seed}: expected a non-negative integer")
+        return [args.seed]
+    return parse_seeds(args.default_seeds if args.seeds is None else args.seeds)
+
+
+def experiment_fields(args) -> dict:
+    """The ``benchmarks.experiment.ExperimentSpec`` fields of the flags of ``add_data_arguments`` and
+    ``add_training_arguments`` (those a parser has)."""
+    fields = {"dataset": "dataset", "data_path": "dataset_path", "preset": "preset", "config": "config_file",
+              "epochs": "epochs", "device": "device", "amp": "amp", "protocol": "protocol"}
+    values = {field: getattr(args, flag) for flag, field in fields.items() if hasattr(args, flag)}
+    if hasattr(args, "modalities"):
+        values["modalities"] = modality_names(args)
+    return values
 
 
 def modality_names(args) -> list[str] | None:
@@ -155,24 +181,3 @@ def resolve_device(text: str) -> torch.device:
     elif device.type != "cpu":
         raise UsageError(f"--device {text!r}: expected auto, cpu, cuda or cuda:K")
     return device
-
-
-def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run ``main(argv)``; a bad-input error (``ValueError``, ``OSError``, ``KeyError``) becomes one line and
-    exit status 2, failed cells (``CellsFailed``) the summary and exit status 1, Ctrl-C exit status 130."""
-    try:
-        return int(main(argv) or 0)
-    except KeyboardInterrupt:
-        print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
-        return 130
-    except CellsFailed as error:
-        print(f"error: {error}", file=sys.stderr)
-        for line in error.details:
-            print(f"  {line}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError, KeyError) as error:
-        if debug():
-            raise
-        message = str(error).strip().strip('"') or type(error).__name__
-        print(f"error: {message.splitlines()[0]}", file=sys.stderr)
-        return 2

@@ -19,8 +19,9 @@ Presets live in ``benchmarks/configs/<name>.toml``; ``--config FILE`` and tuned 
 preset. A key that does not exist anywhere raises ``ConfigError`` naming it.
 
 A preset is written for a dataset's full set of modalities; its values that depend on that set (GRF's modality
-``order``, given by names) are fitted to a run's selection by ``fit_to_modalities``. Values a user gives are
-never changed: ``value_source`` says where one came from, so that an error can name it.
+``order``, given by names; per-modality tables such as TFN's ``d_model = {text = 64, ...}``) are fitted to a
+run's selection by ``fit_to_modalities``. Values a user gives are never changed: ``value_source`` says where
+one came from, so that an error can name it.
 
 A cell is identified by ``CellConfig.hash``: its configuration, the dataset (options, modality selection and
 order, a fingerprint of the loaded arrays; not the path), bf16 autocast, and ``code_version()``, a digest of the
@@ -48,14 +49,54 @@ class ConfigError(ValueError):
     """A configuration key or value that does not exist or does not fit; the message names it."""
 
 
+PROTOCOLS = ("shared", "reference")
+"""The protocols a run can be trained under (``--protocol``): ``shared`` (one protocol for every fusion, the
+preset's) and ``reference`` (each fusion as its public code trains it: ``benchmarks/configs/protocols``)."""
+
+PROTOCOL_CHOICES = {
+    "name": PROTOCOLS,
+    "optimizer": ("adamw", "adam"),
+    "schedule": ("warmup_cosine", "warmup_cosine_epoch", "plateau", "constant"),
+    "selection": ("task", "valid_loss"),
+    "padding": ("masked", "full"),
+    "labels": ("raw", "rounded"),
+}
+
+
 @dataclass(frozen=True)
 class Protocol:
-    """The training protocol (defaults from the GRF paper's code).
+    """The training protocol (defaults: the shared protocol, from the GRF paper's code).
 
-    AdamW (``lr``, ``weight_decay``); ``warmup_epochs`` of linear warm-up then cosine decay to ``min_lr`` over
-    ``max_epochs``; early stopping after ``patience`` epochs without a better validation score (MAE for
-    regression, loss for classification); ``batch_size`` samples per step; gradient norm clipped at
-    ``grad_clip``; ``eval_batch_size`` samples per evaluation step (no effect on results).
+    ``optimizer`` ``"adamw"`` (decoupled weight decay) or ``"adam"`` (``weight_decay`` as an L2 term in the
+    gradient, as ``torch.optim.Adam`` applies it) at ``lr``; ``batch_size`` samples per step; gradient norm clipped
+    at ``grad_clip`` (0: no clipping); at most ``max_epochs`` epochs, stopped early after ``patience`` epochs
+    without a better validation score (0: no early stopping); ``eval_batch_size`` samples per evaluation step (no
+    effect on results).
+
+    ``schedule`` of the learning rate: ``"warmup_cosine"``: ``warmup_epochs`` of linear warm-up then cosine decay
+    to ``min_lr`` at ``max_epochs``, stepped after every optimiser step; ``"warmup_cosine_epoch"``: the same curve
+    stepped once per epoch (the GRF authors' ``SequentialLR``: epoch ``e`` trains at its value for step ``e``);
+    ``"plateau"``: ``ReduceLROnPlateau`` on the validation loss, the rate times ``plateau_factor`` after
+    ``plateau_patience`` epochs without a better one (MulT); ``"constant"``: ``lr`` throughout (TFN, LMF).
+    ``warmup_epochs`` and ``min_lr`` apply to the two cosine schedules only.
+
+    ``selection``: the validation score that picks the epoch whose weights are tested and that early stopping
+    watches: ``"task"`` (the task's selection score: MAE for sentiment, the loss for the other built-in tasks) or
+    ``"valid_loss"`` (the task's loss; MulT, TFN, LMF).
+
+    ``padding``: ``"masked"`` (masks as loaded, every batch trimmed to its longest real sequence) or ``"full"``
+    (every sample as long as its split's padded length: its zero rows moved before its real steps, as MulT's
+    pickles store them, and every mask True, so attention and pooling see the zero rows and positions count from
+    the first row: the layout the GRF authors' loader gives its model). ``labels``: ``"raw"``, or ``"rounded"``
+    (regression tasks: every split's labels rounded to integers, half to even as ``numpy.round``, so the cell
+    trains, early-stops and is tested on them and its MAE and correlation are against them: the GRF authors'
+    separate Acc-7 run). ``rounded_cell``: the runner also trains this cell with ``labels = "rounded"``, labelled
+    ``<label>[acc7]`` (``benchmarks.protocols.with_rounded_cells``). ``name``: the protocol that set these values,
+    one of ``PROTOCOLS`` (the ``protocol`` column of the records).
+
+    Fields after ``eval_batch_size`` came after the first cells were stored: ``as_dict`` (the stored and hashed
+    form) leaves them out while they hold their defaults, so a cell configured before them keeps its hash. Bad
+    values raise ``ConfigError`` naming the key.
     """
 
     lr: float = 1e-3
@@ -67,14 +108,39 @@ class Protocol:
     grad_clip: float = 1.0
     min_lr: float = 1e-6
     eval_batch_size: int = 256
+    name: str = "shared"
+    optimizer: str = "adamw"
+    schedule: str = "warmup_cosine"
+    plateau_patience: int = 20
+    plateau_factor: float = 0.1
+    selection: str = "task"
+    padding: str = "masked"
+    labels: str = "raw"
+    rounded_cell: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("lr", "max_epochs", "patience", "batch_size", "grad_clip", "eval_batch_size")
-        for name in positive:
+        for name in ("lr", "max_epochs", "batch_size", "eval_batch_size"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"protocol.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.min_lr < 0:
-            raise ConfigError("protocol.weight_decay, warmup_epochs and min_lr must be >= 0")
+        for name in ("weight_decay", "warmup_epochs", "min_lr", "patience", "grad_clip", "plateau_patience"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"protocol.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(f"protocol.plateau_factor must be between 0 and 1, got {self.plateau_factor!r}")
+        for name, choices in PROTOCOL_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"protocol.{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.rounded_cell and self.labels == "rounded":
+            raise ConfigError("protocol.rounded_cell adds a cell with rounded labels; this cell's labels are rounded "
+                              "already: set one of them")
+
+    def as_dict(self) -> dict:
+        """The protocol as stored and hashed (``CellConfig.as_dict``): every field, except that the fields added
+        after ``eval_batch_size`` are left out while they hold their defaults."""
+        names = [f.name for f in dataclasses.fields(self)]
+        added, default = names[names.index("eval_batch_size") + 1:], Protocol()
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if key not in added or value != getattr(default, key)}
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "protocol") -> Protocol:
@@ -84,6 +150,13 @@ class Protocol:
             raise ConfigError(f"unknown key {where}.{unknown[0]}; protocol keys: {', '.join(fields)}")
         cast = {}
         for key, value in values.items():
+            if fields[key] in ("str", "bool"):
+                kind = str if fields[key] == "str" else bool
+                if not isinstance(value, kind):
+                    raise ConfigError(f"{where}.{key} must be {'a string' if kind is str else 'true or false'}, "
+                                      f"got {value!r}")
+                cast[key] = value
+                continue
             kind = int if fields[key] == "int" else float
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
                 raise ConfigError(f"{where}.{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
@@ -174,13 +247,18 @@ def _fusion_tables(config: dict):
 
 def fit_to_modalities(preset: dict, modalities: list[str]) -> dict:
     """``preset`` with every modality ``order`` given by names restricted to ``modalities``, the preset's
-    relative order kept (e.g. text, vision, audio on text and audio: text, audio). Such an order is the only
-    preset value that depends on the modality set; orders given by index are left as they are."""
+    relative order kept (e.g. text, vision, audio on text and audio: text, audio), and every per-modality
+    table (a value keyed by modality name, e.g. TFN's ``d_model = {text = 64, audio = 4, vision = 16}``)
+    restricted to ``modalities``. These are the only preset values that depend on the modality set; orders
+    given by index are left as they are."""
     fitted = copy.deepcopy(preset)
     for _, table in _fusion_tables(fitted):
         order = table.get("order")
         if isinstance(order, list) and all(isinstance(name, str) for name in order):
             table["order"] = [name for name in order if name in modalities]
+        for key, value in table.items():
+            if key != "protocol" and isinstance(value, dict):
+                table[key] = {name: item for name, item in value.items() if name in modalities}
     return fitted
 
 
@@ -189,7 +267,7 @@ def value_source(layers: Layers, fusion: str | Variant, dataset: str, key: str) 
     ``"--config run.toml [datasets.mosi.fusions.grf]"`` or ``"fusion spec 'grf:order=...'"``; None when no
     layer sets it (the fusion's default). Follows ``resolve``'s precedence: a variant's overrides, then the
     layer that sets it (``merge_layers``), and within it the dataset's fusion table before the fusion table."""
-    variant = fusion if isinstance(fusion, Variant) else Variant(fusion, fusion)
+    variant = Variant.of(fusion)
     if key in variant.overrides:
         return f"fusion spec {variant.label!r}"
     for where, layer in reversed(layers):
@@ -213,14 +291,14 @@ class _WithoutDocstrings(ast.NodeTransformer):
 @functools.cache
 def code_version() -> str:
     """A 12-hex digest of the code that computes a cell's result: every module of the ``fusions`` package,
-    ``benchmarks.train`` and ``benchmarks.metrics``, as syntax trees without docstrings (so comments, docstrings
+    ``benchmarks.train`` and the ``tasks`` package, as syntax trees without docstrings (so comments, docstrings
     and formatting do not count; any change to what the code does does). The loaders are not in it: the data
     fingerprint covers what they return. Computed once per process (the code does not change under it; every
     ``CellConfig.hash`` and ``as_dict`` asks for it)."""
     package = Path(fusions.__file__).resolve().parent
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in [*sorted(package.rglob("*.py")), here / "train.py", here / "metrics.py"]:
+    for path in [*sorted(package.rglob("*.py")), here / "train.py", *sorted((here.parent / "tasks").rglob("*.py"))]:
         tree = _WithoutDocstrings().visit(ast.parse(path.read_text(), filename=str(path)))
         base = package.parent if package in path.parents else here.parent
         digest.update(f"{path.relative_to(base).as_posix()}\n".encode())
@@ -260,6 +338,11 @@ class Variant:
     fusion: str
     overrides: dict = dataclasses.field(default_factory=dict)
 
+    @classmethod
+    def of(cls, fusion: str | Variant) -> Variant:
+        """``fusion`` as a variant: a registered name becomes the variant of that name with no overrides."""
+        return fusion if isinstance(fusion, Variant) else cls(fusion, fusion)
+
     def __post_init__(self) -> None:
         if not self.label or "/" in self.label or self.label.startswith("."):
             raise ConfigError(f"variant label {self.label!r} must be a non-empty name without '/'")
@@ -288,7 +371,7 @@ class CellConfig:
         """The cell as stored (``config.json``, checkpoints, ``meta.json``), with the ``code`` version."""
         return {
             "fusion": self.fusion, "label": self.label, "hparams": self.hparams,
-            "protocol": dataclasses.asdict(self.protocol), "dataset": self.dataset, "amp": self.amp,
+            "protocol": self.protocol.as_dict(), "dataset": self.dataset, "amp": self.amp,
             "code": code_version(),
         }
 
@@ -305,7 +388,7 @@ class CellConfig:
 def resolve(config: dict, fusion: str | Variant, dataset: dict, amp: bool = False) -> CellConfig:
     """The cell configuration of ``fusion`` (a registered name or a ``Variant``) on ``dataset``
     (``{"name", "path", "options", "modalities", "fingerprint"}``), trained with bf16 autocast when ``amp``."""
-    variant = fusion if isinstance(fusion, Variant) else Variant(fusion, fusion)
+    variant = Variant.of(fusion)
     fusion_table = merge(
         merge(
             config.get("fusions", {}).get(variant.fusion, {}),

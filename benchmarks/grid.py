@@ -27,10 +27,13 @@ import time
 import pandas as pd
 from optuna.trial import TrialState
 
+from records.schema import upgrade_record, write_table
+
+from .cells import changed_inputs, failed_record, run_cell
 from .config import CellConfig
+from .experiment import RunSpec
 from .progress import Progress
-from .run import RunSpec, changed_inputs, failed_record, finish_run, prepare_run, raise_failed, run_cell
-from .store import atomic_write_csv
+from .run_folder import finish_run, prepare_run, raise_failed
 from .studies import StorageSpec, open_study
 from .workqueue import ERROR, UNIT, enqueue, last_attempts, work
 
@@ -111,13 +114,15 @@ def run_grid(
         for seed in spec.seeds:
             last = latest[unit_name(cell, seed)]
             record = last.user_attrs.get(RECORD)
+            if record is not None:  # stored by the worker that ran it, perhaps of another fusionbench version
+                record = upgrade_record(record, f"trial {last.number} of study {name!r}")
             if last.state != TrialState.COMPLETE and (record is None or record.get("status") != "failed"):
                 error = last.user_attrs.get(ERROR, "its worker stopped sending heartbeats")
                 record = failed_record(cell, seed, run.data, run.device, error)
             records.append(record)
     frame = pd.DataFrame(records)
-    atomic_write_csv(run.out / "runs.csv", frame)
-    finish_run(run.out, frame, run.data.task, quiet, report)
+    write_table(run.out / "runs.csv", frame)
+    finish_run(run, frame, quiet, report)
     if not quiet:
         print(f"{len(cells)} cells of study {name!r} gathered in {time.perf_counter() - started:.1f} s; "
               f"records in {run.out / 'runs.csv'}")

@@ -88,7 +88,7 @@ class Claims:
         process holds it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"trial-{trial_id}.lock"
-        handle = open(path, "a+")  # noqa: SIM115 (the caller closes it: that releases the lock)
+        handle = open(path, "a+")  # the caller closes it: that releases the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -109,9 +109,10 @@ class Claims:
         handle.write(worker_name() if owner is None else owner)
         handle.flush()
 
-    def verdict(self, trial: FrozenTrial) -> Verdict:
-        """Whether the RUNNING ``trial`` has a live worker (takes and releases its lock; no other effect)."""
-        handle = self.lock(trial._trial_id)  # noqa: SLF001 (trial ids are unique in the storage, numbers per study)
+    def verdict(self, trial: FrozenTrial, trial_id: int) -> Verdict:
+        """Whether the RUNNING ``trial`` (storage id ``trial_id``, ``optuna_adapter.trial_id``: unique in the
+        storage, where numbers are per study) has a live worker (takes and releases its lock; no other effect)."""
+        handle = self.lock(trial_id)
         if handle is None:
             return Verdict(True, "its worker holds its claim lock")
         with handle:

@@ -1,9 +1,12 @@
 """Cost against the number of modalities: ``python -m benchmarks.scaling``.
 
-For each fusion x number of modalities ``n`` x sequence length x ``d_model`` it counts parameters and FLOPs
-(on ``meta``, for every cell) and measures latency, throughput and peak memory (where the cell fits the time
-and memory budget), then fits ``cost ~ n^k`` and writes ``scaling.csv``, ``exponents.csv``, ``scaling.tex``,
-``exponents.tex``, the log-log figure (``scaling.png``/``.pdf``) and a ``README.md`` describing the columns.
+For each fusion x number of modalities ``n`` x sequence length x ``d_model`` it takes every registered cost
+measure (``benchmarks.cost.measures``: parameters and FLOPs counted on ``meta`` for every cell; latency,
+throughput and peak memory measured where the cell fits the time and memory budget), then fits ``cost ~ n^k``
+(``analysis.cost_curves``) and writes ``scaling.csv`` (a column per measure), ``scaling_meta.json`` (the command,
+versions, settings and the ``measures``: name, unit, label, direction, documentation, method, fitted or not),
+``exponents.csv``, ``scaling.tex``, ``exponents.tex``, the log-log figure (``scaling.png``/``.pdf``) and a
+``README.md`` describing how each measure is taken and every column.
 
 Inputs are synthetic: ``n`` modalities of ``seq_len`` steps, all real; feature sizes cycle through
 ``--feature-dims`` (default 32 each, the synthetic generator's default for ``n != 3``). Every fusion gets the
@@ -11,12 +14,14 @@ same ``d_model``, ``num_heads``, ``num_layers``, ``dim_feedforward = 4 d_model``
 accepts; pairwise's memory stacks keep their own ``max(num_layers, 3)`` rule). A fusion spec may carry
 extra hyperparameters: ``pairwise:memory=concat`` is pairwise with MulT's concatenated memory width.
 
-Accuracy against ``n`` (``--train``) trains every fusion at every modality count: ``benchmarks.accuracy_scaling``.
+Accuracy against ``n`` (``--train``, an ordinary flag of this command: ``--train --help`` lists its options) trains
+every fusion at every modality count: ``benchmarks.accuracy_scaling``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -28,17 +33,32 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analysis import cost_curves
 from fusions import fusion_class, fusion_hparams
+from records.io import atomic_write_text, check_writable
+from records.schema import write_document, write_table
 
 from . import cost
-from .cli import UsageError, parse_fusions, parse_ints, resolve_device, run_cli
+from .accuracy_scaling import main as train_main
+from .cli import (
+    UsageError,
+    add_device_argument,
+    add_output_arguments,
+    parse_fusions,
+    parse_ints,
+    resolve_device,
+    run_cli,
+)
 from .config import Variant
+from .store import run_metadata
 
 DEFAULT_FUSIONS = "grf,pairwise,late,concat"
 DEFAULT_MODALITIES = "2,3,4,8,16,32,64"
+DEFAULT_OUT = "results/scaling"
 
-# The CSV's columns, in order, with their meaning (written to the README next to every CSV).
-COLUMNS: dict[str, str] = {
+# The CSV's columns around the measures (registered in benchmarks.cost.measures), in order, with their meaning
+# (written to the README next to every CSV): the cell's setting and status, then one column per measure, then these.
+SETTING_COLUMNS: dict[str, str] = {
     "fusion": "fusion spec: a registered name, optionally with ':key=value' hyperparameter overrides",
     "n_modalities": "number of modalities n",
     "seq_len": "steps per modality (all real)",
@@ -48,20 +68,8 @@ COLUMNS: dict[str, str] = {
     "status": "ok (measured) | over_budget (estimated or first iteration over --budget-seconds / "
               "--budget-memory-mib: only counted) | oom (out of memory) | over_cap (more modalities than the "
               "fusion builds for, e.g. TFN's size cap: nothing counted) | error (see note)",
-    "params": "parameters of the fusion (no task head; late fusion owns its heads)",
-    "flops": "forward FLOPs per sample: matrix products only, one multiply-add = 2 FLOPs",
-    "train_flops": "forward + backward FLOPs per sample of a training step (same convention; optimiser not "
-                   "counted)",
-    "fwd_ms": "forward latency per batch, eval mode, no_grad: median over --repeats (ms)",
-    "fwd_iqr_ms": "interquartile range of the forward latency (ms)",
-    "train_ms": "training-step latency per batch (zero_grad, forward, mean-square loss, backward, Adam step): "
-                "median (ms)",
-    "train_iqr_ms": "interquartile range of the training-step latency (ms)",
-    "fwd_samples_per_s": "forward throughput: batch_size / fwd_ms (samples/s)",
-    "train_samples_per_s": "training throughput: batch_size / train_ms (samples/s)",
-    "fwd_peak_mib": "peak tensor memory of one forward pass, including parameters and inputs (MiB)",
-    "train_peak_mib": "peak tensor memory of one training step, including parameters, gradients, Adam state "
-                      "and inputs (MiB)",
+}
+CELL_COLUMNS: dict[str, str] = {
     "est_train_mib": "estimate of train_peak_mib before running (16 bytes per parameter + saved activations + "
                      "inputs), used for the memory budget",
     "est_seconds": "time the cell was predicted to take from its FLOPs and the rate of the previous cell (s)",
@@ -76,12 +84,19 @@ COLUMNS: dict[str, str] = {
     "repeats": "timed iterations per latency",
     "warmup": "untimed iterations before timing",
     "note": "why a cell is not ok",
+    "schema_version": "the version of this file's format (records.schema; stamped when written)",
 }
 
 
-def as_variant(spec: str | Variant) -> Variant:
-    """A fusion spec as a ``Variant`` (a plain registered name is its own label)."""
-    return spec if isinstance(spec, Variant) else Variant(spec, spec)
+def columns() -> dict[str, str]:
+    """The columns of ``scaling.csv``, in order, with their meaning: the setting, one per registered measure
+    (``benchmarks.cost.list_measures``), the cell's bookkeeping. Raises ``ValueError`` when a measure is named
+    like another column."""
+    measures = {m.name: m.doc for m in cost.list_measures()}
+    clash = sorted(set(measures) & (set(SETTING_COLUMNS) | set(CELL_COLUMNS)))
+    if clash:
+        raise ValueError(f"cost measure {clash[0]!r} is named like a column of scaling.csv; rename the measure")
+    return {**SETTING_COLUMNS, **measures, **CELL_COLUMNS}
 
 
 def fusion_settings(spec: Variant, d_model: int, num_heads: int, num_layers: int, dropout: float) -> dict:
@@ -133,7 +148,7 @@ class ScalingConfig:
 
 
 def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Count and measure every cell of ``config``; returns the long-form records (``COLUMNS``).
+    """Count and measure every cell of ``config``; returns the long-form records (``columns()``).
 
     Cells run in increasing ``n`` per fusion and setting, so the time predicted for a cell comes from the rate
     measured on the previous one. No cell can end the sweep: failures are recorded in ``status``/``note``.
@@ -182,7 +197,7 @@ def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.D
                         seconds = (row["fwd_ms"] + row["train_ms"]) / 1000
                         rate = 2 * (row["flops"] + row["train_flops"]) * config.batch_size / seconds
                     log(describe(row, time.perf_counter() - started))
-    return pd.DataFrame(rows).reindex(columns=list(COLUMNS))
+    return pd.DataFrame(rows).reindex(columns=list(columns()))
 
 
 def describe(row: dict, seconds: float) -> str:
@@ -195,57 +210,71 @@ def describe(row: dict, seconds: float) -> str:
     return f"{head}  {counts}  {row['status']}: {row.get('note', '')}"
 
 
+def sweep_metadata(
+    records: pd.DataFrame, command: list[str] | None = None, config: ScalingConfig | None = None,
+) -> dict:
+    """The content of ``scaling_meta.json``: ``benchmarks.store.run_metadata`` (command, versions, git, device,
+    host, time), the sweep's ``config`` when given, and the registered ``measures`` (``Measure.record``: what
+    ``analysis.cost_curves`` reads) with each method's conventions (``methods``)."""
+    device = resolve_device(config.device) if config else torch.device(sorted(set(records["device"]))[0])
+    extra = {} if command is None else {"command": command}
+    if config is not None:
+        extra["sweep"] = {**dataclasses.asdict(config), "fusions": [spec.label for spec in config.fusions]}
+    return run_metadata(device, **extra, measures=[m.record() for m in cost.list_measures()],
+                        methods={method.name: method.doc for method in cost.measures.methods()})
+
+
 def write_outputs(
     records: pd.DataFrame, out: Path, command: str = "", wall_seconds: float | None = None,
-    figures: bool = True, min_n: int = 4,
+    figures: bool = True, min_n: int = 4, config: ScalingConfig | None = None,
 ) -> dict[str, object]:
-    """Write the CSVs, LaTeX tables, figures and README into ``out`` (exponents fitted on ``n >= min_n``);
-    returns the exponent table, the latency findings and the figure paths."""
-    from analysis import scaling as analysis
+    """Write ``scaling.csv``, ``scaling_meta.json`` (``sweep_metadata``), the exponents, LaTeX tables, figures and
+    README into ``out`` (exponents fitted on ``n >= min_n``, for the measures as ``scaling_meta.json`` records
+    them: what the report reads); returns the exponent table, the latency findings and the figure paths."""
+    out = Path(out)
+    write_table(out / "scaling.csv", records)
+    write_document(out / cost_curves.META, sweep_metadata(records, command.split() or None, config), "meta.json")
+    measures = cost_curves.read_measures(out)
+    exponents = cost_curves.fit_exponents(records, measures, min_n=min_n)
+    write_table(out / "exponents.csv", exponents)
+    atomic_write_text(out / "scaling.tex", cost_curves.cost_table_tex(records, measures))
+    atomic_write_text(out / "exponents.tex", cost_curves.exponent_table_tex(exponents, measures, min_n=min_n))
+    figure_paths = cost_curves.plot_scaling(records, exponents, out / "scaling", measures, min_n) if figures else []
+    findings = cost_curves.latency_findings(exponents, measures)
+    summary = cost_curves.exponent_summary(exponents, measures) if len(exponents) else None
+    readme = readme_text(records, summary, findings, command, wall_seconds, figure_paths, min_n)
+    atomic_write_text(out / "README.md", readme)
+    return {"exponents": exponents, "summary": summary, "findings": findings, "figures": figure_paths}
 
-    out.mkdir(parents=True, exist_ok=True)
-    records.to_csv(out / "scaling.csv", index=False)
-    exponents = analysis.fit_exponents(records, min_n=min_n)
-    exponents.to_csv(out / "exponents.csv", index=False)
-    (out / "scaling.tex").write_text(analysis.cost_table_tex(records))
-    (out / "exponents.tex").write_text(analysis.exponent_table_tex(exponents, min_n=min_n))
-    figure_paths = analysis.plot_scaling(records, exponents, out / "scaling", min_n=min_n) if figures else []
-    findings = analysis.latency_findings(exponents)
-    readme = readme_text(records, exponents, findings, command, wall_seconds, figure_paths, min_n)
-    (out / "README.md").write_text(readme)
-    return {"exponents": exponents, "findings": findings, "figures": figure_paths}
 
-
-def readme_text(records, exponents, findings, command, wall_seconds, figure_paths, min_n: int = 4) -> str:
-    """The README written next to the results: what was run, the conventions, the exponents, the columns."""
-    from analysis import scaling as analysis
-
+def readme_text(records, summary, findings, command, wall_seconds, figure_paths, min_n: int = 4) -> str:
+    """The README written next to the results: what was run, how each measure is taken (``cost.conventions``),
+    the exponents (``summary``: ``analysis.cost_curves.exponent_summary``, None without fits), the columns."""
     devices = sorted(set(records["device"]))
     device_names = [torch.cuda.get_device_name() if d == "cuda" and torch.cuda.is_available() else d
                     for d in devices]
     counts = records["status"].value_counts().to_dict()
+    measures = {m.name: m for m in cost.list_measures()}
+    rows = [f"| `{name}` | {measures[name].unit if name in measures else ''} | "
+            f"{measures[name].direction if name in measures else ''} | {meaning} |"
+            for name, meaning in columns().items()]
     lines = [
         "# Cost against the number of modalities", "",
         f"Command: `{command}`" if command else "", "",
         f"Device: {', '.join(device_names)}; torch {torch.__version__}; threads {sorted(set(records['threads']))}; "
         f"cells: {', '.join(f'{k} {v}' for k, v in counts.items())}"
         + (f"; wall-clock {wall_seconds / 60:.1f} min." if wall_seconds else "."), "",
-        "**FLOPs** count matrix products only (one multiply-add = 2 FLOPs), per sample, by "
-        "`FlopCounterMode` on the meta device (train mode, math attention backend); softmax, normalisation, "
-        "activations, dropout, bias adds and the optimiser are not counted. **Latency** is the median (and IQR) "
-        "wall-clock time per batch after warm-up. **Peak memory** counts tensor storage (CUDA: "
-        "`max_memory_allocated`; CPU: PyTorch's allocator events via `torch.profiler`), including parameters, "
-        "gradients, Adam state and inputs. Details: the docstring of `benchmarks/cost/__init__.py`.", "",
+        "## How each measure is taken", "", cost.conventions(), "",
         f"## Fitted exponents (cost ~ n^k, least squares on log-log points with n >= {min_n}, 95% interval)", "",
-        analysis.exponent_summary(exponents).to_markdown(index=False) if len(exponents) else "(no fits)", "",
+        summary.to_markdown(index=False) if summary is not None else "(no fits)", "",
     ]
     if findings:
         lines += ["## Latency against FLOPs", "", *[f"- {line}" for line in findings], ""]
     if figure_paths:
         lines += ["## Figure", "", *[f"![scaling]({p.name})" for p in figure_paths if p.suffix == ".png"], ""]
-    lines += ["## Columns of scaling.csv", "", "| column | meaning |", "| --- | --- |",
-              *[f"| `{name}` | {meaning} |" for name, meaning in COLUMNS.items()], ""]
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    lines += [f"## Columns of scaling.csv (the measures also in {cost_curves.META})", "",
+              "| column | unit | better | meaning |", "| --- | --- | --- | --- |", *rows, ""]
+    return "\n".join(lines) + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -254,33 +283,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m benchmarks.scaling", description=__doc__.split("\n\n")[0],
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _Parser(prog="python -m benchmarks.scaling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fusions", default=DEFAULT_FUSIONS,
-                        help="comma-separated fusion specs; name:key=value adds hyperparameters")
-    parser.add_argument("--modalities", default=DEFAULT_MODALITIES, help="modality counts n (>= 2)")
+                        help="comma-separated fusion specs; name:key=value adds hyperparameters (default %(default)s)")
+    parser.add_argument("--modalities", default=DEFAULT_MODALITIES,
+                        help="modality counts n (>= 2; default %(default)s)")
     lengths = parser.add_mutually_exclusive_group()
     lengths.add_argument("--seq-len", type=int, default=None, help="steps per modality (default 50)")
     lengths.add_argument("--seq-lens", default=None, help="several sequence lengths (comma-separated)")
     widths = parser.add_mutually_exclusive_group()
     widths.add_argument("--d-model", type=int, default=None, help="model width (default 64)")
     widths.add_argument("--d-models", default=None, help="several model widths (comma-separated)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--repeats", type=int, default=5, help="timed iterations per latency")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (>= 1)")
-    parser.add_argument("--num-layers", type=int, default=4, help="layers per stack, every fusion")
-    parser.add_argument("--num-heads", type=int, default=4, help="attention heads (must divide d_model)")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout, every fusion")
-    parser.add_argument("--feature-dims", default="32", help="input feature sizes, cycled over the modalities")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per batch (default %(default)s)")
+    add_device_argument(parser)
+    parser.add_argument("--repeats", type=int, default=5, help="timed iterations per latency (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (>= 1; default %(default)s)")
+    parser.add_argument("--num-layers", type=int, default=4,
+                        help="layers per stack, every fusion (default %(default)s)")
+    parser.add_argument("--num-heads", type=int, default=4,
+                        help="attention heads (must divide d_model; default %(default)s)")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout, every fusion (default %(default)s)")
+    parser.add_argument("--feature-dims", default="32",
+                        help="input feature sizes, cycled over the modalities (default %(default)s)")
     parser.add_argument("--budget-seconds", type=float, default=120.0,
-                        help="per-cell wall-clock budget for measuring (0: none); FLOPs/params are always counted")
+                        help="per-cell wall-clock budget for measuring (0: none; default %(default)s); FLOPs and "
+                             "parameters are always counted")
     parser.add_argument("--budget-memory-mib", type=float, default=None,
                         help="per-cell estimated peak-memory budget (default: half the available RAM on CPU, 90%% "
                              "of the GPU's memory on CUDA)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=Path("results/scaling"), help="output folder")
-    parser.add_argument("--min-n", type=int, default=4, help="fit the exponents on the cells with n >= this")
+    add_output_arguments(parser, DEFAULT_OUT)
+    parser.add_argument("--min-n", type=int, default=4,
+                        help="fit the exponents on the cells with n >= this (default %(default)s)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG/PDF figures")
     parser.add_argument("--train", action="store_true",
                         help="accuracy against n: train every fusion at every modality count (see "
@@ -307,10 +341,9 @@ def config_from_args(args: argparse.Namespace) -> ScalingConfig:
         raise UsageError(f"--num-heads {args.num_heads} does not divide d_model {bad[0]}")
     if not 0 <= args.dropout < 1:
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: CUDA is not available on this machine")
+    resolve_device(args.device)  # UsageError for a device that does not parse or is absent
     return ScalingConfig(
-        fusions=[as_variant(spec) for spec in parse_fusions(args.fusions)],
+        fusions=[Variant.of(spec) for spec in parse_fusions(args.fusions)],
         modalities=parse_ints(args.modalities, "--modalities", minimum=2),
         seq_lens=seq_lens, d_models=d_models, batch_size=args.batch_size, device=args.device,
         repeats=args.repeats, warmup=args.warmup, num_layers=args.num_layers, num_heads=args.num_heads,
@@ -320,26 +353,35 @@ def config_from_args(args: argparse.Namespace) -> ScalingConfig:
     )
 
 
+def wants_training(argv: list[str]) -> bool:
+    """Whether ``argv`` holds ``--train``: read by argparse (``parse_known_args`` of that flag alone), so that the
+    accuracy sweep's own flags, and its ``--help``, pass through to it."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--train", action="store_true")
+    return first.parse_known_args(argv)[0].train
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--train" in argv:  # accuracy against n: a separate command sharing this entry point
-        from .accuracy_scaling import main as train_main  # noqa: PLC0415
-
+    if wants_training(argv):  # accuracy against n: a separate command sharing this entry point
         return train_main(argv)
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    command = "python -m benchmarks.scaling " + " ".join(argv)
+    out = Path(args.out or DEFAULT_OUT)
+    check_writable(out)
+    command = " ".join(["python -m benchmarks.scaling", *argv])
     started = time.perf_counter()
-    records = run_sweep(config)
+    records = run_sweep(config, log=(lambda line: None) if args.quiet else print)
     wall = time.perf_counter() - started
-    outputs = write_outputs(records, args.out, command.strip(), wall, not args.no_figures, args.min_n)
-    from analysis.scaling import exponent_summary
-
-    print(f"\nFitted exponents k (cost ~ n^k, n >= {args.min_n}, 95% interval):\n"
-          f"{exponent_summary(outputs['exponents']).to_string(index=False)}")
+    outputs = write_outputs(records, out, command, wall, not args.no_figures, args.min_n, config)
+    if args.quiet:
+        return 0
+    if outputs["summary"] is not None:
+        print(f"\nFitted exponents k (cost ~ n^k, n >= {args.min_n}, 95% interval):\n"
+              f"{outputs['summary'].to_string(index=False)}")
     for line in outputs["findings"]:
         print(line)
-    print(f"\nwrote {args.out}/scaling.csv, exponents.csv, scaling.tex, exponents.tex, README.md"
+    print(f"\nwrote {out}/scaling.csv, {cost_curves.META}, exponents.csv, scaling.tex, exponents.tex, README.md"
           + (", scaling.png/.pdf" if outputs["figures"] else "") + f" in {wall / 60:.1f} min")
     return 0
 

@@ -1,16 +1,22 @@
 """Per-step speed at the papers' settings on MOSI shapes: ``python -m benchmarks.speed``.
 
-Batch 32, 50 steps, feature sizes (300, 5, 20) (text, audio, vision), regression head, all steps real:
+Batch 32, 50 steps, MOSI's feature sizes (300, 5, 20) (text, audio, vision), MOSI's task (``sentiment``: one
+output, L1 loss), all steps real. Each fusion gets the ``paper`` preset's hyperparameters on MOSI
+(``benchmarks/configs/paper.toml``, resolved as ``benchmarks.run --preset paper --dataset mosi`` resolves them):
 
 * ``grf`` at the GRF paper's MOSI settings (d_model 64, 4 heads, 4 layers, dim_feedforward 256, dropout 0.2,
-  auxiliary head with weight 0.4);
-* ``pairwise`` and ``mult`` at MulT's MOSI defaults (d_model 30, 5 heads, 5 layers; their own dropouts).
+  auxiliary head with weight 0.4, the authors' initialisation and modality order);
+* ``pairwise`` at MulT's sizes (d_model 30, 5 heads, 5 layers, ``memory="concat"``), ``mult`` at MulT's code's
+  defaults; the other fusions at the preset's sizes.
 
-A training step is ``zero_grad``, the predictor's forward pass in train mode, the L1 loss (plus
-``aux_weight`` times the auxiliary head's L1 loss), backward and an Adam step (no gradient clipping). An eval
-forward is the predictor in eval mode under ``torch.no_grad``. Times are medians (and IQRs) over ``--repeats``
-after ``--warmup`` untimed steps. The reference times are **quoted from issue 5** (the authors' GRF code and
-the original MulT code, measured by the issue's author on the 2-core CPU machine), not measured here.
+A fusion spec overrides the preset: ``pairwise:memory=project`` is pairwise with its memory projected to d_model.
+A training step is ``benchmarks.cost.Harness.train_step`` (the one measured training step of the suite):
+``zero_grad``, the predictor's forward pass in train mode, the task's loss (L1 plus ``aux_weight`` times the
+auxiliary head's L1 loss: ``benchmarks.train.prediction_loss``), backward and an Adam step (lr 1e-3, no gradient
+clipping). An eval forward is the predictor in eval mode under ``torch.no_grad``. Times are medians (and IQRs)
+over ``--repeats`` after ``--warmup`` untimed steps (``benchmarks.cost.time_calls``). The reference times are
+**quoted from issue 5** (the authors' GRF code and the original MulT code, measured by the issue's author on the
+2-core CPU machine), not measured here.
 """
 
 from __future__ import annotations
@@ -22,119 +28,140 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fusions import build_predictor, list_fusions
+from fusions import build_predictor
+from records.io import atomic_write_text, check_writable
+from records.schema import write_document, write_table
+from tasks import get_task
 
-from .cli import resolve_device
-from .cost import Summary, make_inputs, time_iterations
-from .store import atomic_write_csv, atomic_write_json, atomic_write_text, check_writable, run_metadata
-from .train import prediction_loss
+from .cli import UsageError, add_device_argument, add_output_arguments, parse_fusions, resolve_device, run_cli
+from .config import CellConfig, Variant, load_preset, resolve
+from .cost import Harness, count_params, make_inputs
+from .data.synthetic import MOSI_DIMS, MOSI_NAMES
+from .store import run_metadata
+from .train import prediction_loss, resolve_hparams
 
-MOSI_DIMS = [300, 5, 20]
-GRF_PAPER = dict(d_model=64, num_heads=4, num_layers=4, dim_feedforward=256, dropout=0.2)
-MULT_DEFAULTS = dict(d_model=30, num_heads=5, num_layers=5)
+PRESET = "paper"
+DATASET = "mosi"
+TASK = "sentiment"  # MOSI's task, as the mosi dataset (and the MOSI-shaped synthetic data) declares it
+BATCH_SIZE, SEQ_LEN = 32, 50
+DEFAULT_OUT = "results/speed"
 
-# fusion -> (hyperparameters, reference label, quoted train ms, quoted eval ms): quoted from issue 5.
-SETTINGS: dict[str, tuple[dict, str, float, float]] = {
-    "grf": (GRF_PAPER, "authors' GRF code (quoted)", 626.0, 107.0),
-    "pairwise": (MULT_DEFAULTS, "original MulT code (quoted)", 1144.0, 204.0),
-    "mult": (MULT_DEFAULTS, "original MulT code (quoted)", 1144.0, 204.0),
+# fusion -> (reference label, quoted train ms, quoted eval ms): quoted from issue 5.
+REFERENCES: dict[str, tuple[str, float, float]] = {
+    "grf": ("authors' GRF code (quoted)", 626.0, 107.0),
+    "pairwise": ("original MulT code (quoted)", 1144.0, 204.0),
+    "mult": ("original MulT code (quoted)", 1144.0, 204.0),
 }
 TARGET_SPEEDUP = 1.5
 
 
-def training_step(predictor, optimizer, xs, masks, target) -> None:
-    """One optimisation step of ``predictor`` on one batch (``target`` [batch]): the training objective of
-    ``benchmarks.train`` (L1 plus the weighted auxiliary L1 loss), backward, optimiser step."""
-    optimizer.zero_grad(set_to_none=True)
-    prediction_loss(predictor, predictor(xs, masks), target, "regression").backward()
-    optimizer.step()
+def paper_cell(spec: str | Variant) -> CellConfig:
+    """The ``paper`` preset's cell of ``spec`` (a registered name, or a ``Variant`` whose overrides win) on MOSI:
+    its ``fusion``, ``label`` and ``hparams``. Raises ``ConfigError`` (a ``ValueError``) for an override the
+    fusion does not take."""
+    return resolve(load_preset(PRESET), spec, {"name": DATASET})
+
+
+def paper_hparams(spec: str | Variant) -> dict:
+    """The hyperparameters of ``paper_cell(spec)``, ready for ``build_predictor`` (a modality order given by
+    names becomes indices of ``MOSI_NAMES``)."""
+    return resolve_hparams(paper_cell(spec).hparams, list(MOSI_NAMES))
 
 
 def measure_speed(
-    name: str, hparams: dict | None = None, batch_size: int = 32, seq_len: int = 50, repeats: int = 10,
-    warmup: int = 3, device: str = "cpu", seed: int = 0,
+    spec: str | Variant, hparams: dict | None = None, batch_size: int = BATCH_SIZE, seq_len: int = SEQ_LEN,
+    repeats: int = 10, warmup: int = 3, device: str | torch.device = "cpu", seed: int = 0,
 ) -> dict:
-    """Median / IQR milliseconds of a training step and an eval forward of ``name``'s regression predictor on
-    MOSI-shaped inputs (see the module docstring). Returns ``train_ms``, ``train_iqr_ms``, ``eval_ms``,
-    ``eval_iqr_ms``, ``params``."""
-    device = resolve_device(device)
-    hparams = SETTINGS[name][0] if hparams is None else hparams
+    """Median / IQR milliseconds of a training step and an eval forward of ``spec``'s MOSI predictor on
+    MOSI-shaped inputs (see the module docstring), built with ``hparams`` (default: ``paper_hparams(spec)``).
+    Returns ``fusion`` (the spec's label), ``params``, ``train_ms``, ``train_iqr_ms``, ``eval_ms``,
+    ``eval_iqr_ms``. Raises ``UsageError`` for a device that does not parse or is absent."""
+    cell = paper_cell(spec)
+    device = resolve_device(str(device))
+    hparams = resolve_hparams(cell.hparams, list(MOSI_NAMES)) if hparams is None else hparams
     torch.manual_seed(seed)
-    predictor = build_predictor(name, MOSI_DIMS, task="regression", **hparams).to(device)
-    xs, masks = make_inputs(MOSI_DIMS, [seq_len] * 3, batch_size, device, seed)
-    target = torch.empty(batch_size, device=device).uniform_(-3, 3)
-    optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-3)
-
-    def train():
-        training_step(predictor, optimizer, xs, masks, target)
-
-    def evaluate():
-        with torch.no_grad():
-            predictor(xs, masks)
-
-    predictor.train()
-    time_iterations(train, warmup, device)
-    trained = Summary.of(time_iterations(train, repeats, device))
-    predictor.eval()
-    time_iterations(evaluate, warmup, device)
-    evaluated = Summary.of(time_iterations(evaluate, repeats, device))
+    predictor = build_predictor(cell.fusion, list(MOSI_DIMS), task=get_task(TASK).kind, **hparams).to(device)
+    harness = speed_harness(predictor, batch_size, seq_len, device, seed)
+    trained = harness.time(harness.train_step, warmup, repeats)
+    evaluated = harness.time(harness.forward, warmup, repeats)
     return {
-        "fusion": name, "params": sum(p.numel() for p in predictor.parameters()),
-        "train_ms": trained.median_ms, "train_iqr_ms": trained.iqr_ms,
-        "eval_ms": evaluated.median_ms, "eval_iqr_ms": evaluated.iqr_ms,
+        "fusion": cell.label, "params": count_params(predictor),
+        "train_ms": 1000 * trained.median, "train_iqr_ms": 1000 * trained.iqr,
+        "eval_ms": 1000 * evaluated.median, "eval_iqr_ms": 1000 * evaluated.iqr,
     }
 
 
-def report(results: list[dict]) -> str:
-    """A Markdown table of our times against the quoted reference times, with the speed-up ratios."""
+def speed_harness(predictor, batch_size: int, seq_len: int, device: torch.device, seed: int = 0) -> Harness:
+    """The timed steps of ``predictor`` (built for ``MOSI_DIMS``, on ``device``): MOSI-shaped inputs of
+    ``seq_len`` real steps, a random target in [-3, 3] (``[batch_size]``), the task's loss and Adam at lr 1e-3."""
+    dims = list(MOSI_DIMS)
+    xs, masks = make_inputs(dims, [seq_len] * len(dims), batch_size, device, seed)
+    target = torch.empty(batch_size, device=device).uniform_(-3, 3)
+    return Harness(predictor, xs, masks, device, lr=1e-3,
+                   loss=lambda prediction: prediction_loss(predictor, prediction, target, TASK))
+
+
+def report(results: list[dict], fusions: list[str]) -> str:
+    """A Markdown table of our times against the quoted reference times of each row's registered fusion
+    (``fusions``, one per row), with the speed-up ratios (``--`` for a fusion without a quoted reference)."""
     lines = [
         "| fusion | params | train step ms (IQR) | eval forward ms (IQR) | reference (quoted from issue 5) "
         "| ref train / eval ms | speed-up train / eval |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
-    for r in results:
-        _, label, ref_train, ref_eval = SETTINGS[r["fusion"]]
+    for r, fusion in zip(results, fusions, strict=True):
+        ours = (f"| {r['fusion']} | {r['params']:,} | {r['train_ms']:.0f} ({r['train_iqr_ms']:.0f}) "
+                f"| {r['eval_ms']:.0f} ({r['eval_iqr_ms']:.0f}) ")
+        if fusion not in REFERENCES:
+            lines.append(ours + "| none quoted | -- | -- |")
+            continue
+        label, ref_train, ref_eval = REFERENCES[fusion]
         train_ratio, eval_ratio = ref_train / r["train_ms"], ref_eval / r["eval_ms"]
-        lines.append(
-            f"| {r['fusion']} | {r['params']:,} | {r['train_ms']:.0f} ({r['train_iqr_ms']:.0f}) "
-            f"| {r['eval_ms']:.0f} ({r['eval_iqr_ms']:.0f}) | {label} | {ref_train:.0f} / {ref_eval:.0f} "
-            f"| {train_ratio:.2f}x / {eval_ratio:.2f}x |"
-        )
+        lines.append(ours + f"| {label} | {ref_train:.0f} / {ref_eval:.0f} | {train_ratio:.2f}x / {eval_ratio:.2f}x |")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fusions", default="grf,pairwise", help=f"comma-separated, of: {', '.join(SETTINGS)}")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--fusions", default="grf,pairwise",
+                        help="comma-separated fusion specs (name:key=value overrides the paper preset); quoted "
+                             f"reference times for: {', '.join(REFERENCES)}")
+    parser.add_argument("--repeats", type=int, default=10, help="timed steps per latency (>= 1)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--out", type=Path, default=Path("results/speed"),
-                        help="folder for speed.csv (one row per fusion), speed.md and meta.json")
-    args = parser.parse_args(argv)
-    names = [name.strip() for name in args.fusions.split(",")]
-    unknown = [name for name in names if name not in SETTINGS or name not in list_fusions()]
-    if unknown:
-        known = [name for name in SETTINGS if name in list_fusions()]
-        print(f"{parser.prog}: error: no speed setting for {unknown[0]!r}; known: {', '.join(known)}", file=sys.stderr)
-        return 2
+    add_device_argument(parser, "cpu")
+    add_output_arguments(parser, DEFAULT_OUT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    specs = parse_fusions(args.fusions)
     if args.repeats < 1 or args.warmup < 0:
-        print(f"{parser.prog}: error: --repeats must be >= 1 and --warmup >= 0", file=sys.stderr)
-        return 2
+        raise UsageError(f"--repeats must be >= 1 and --warmup >= 0, got --repeats {args.repeats} --warmup "
+                         f"{args.warmup}")
+    device = resolve_device(args.device)
+    cells = [paper_cell(spec) for spec in specs]  # ConfigError for a bad override, before any work
+    settings = {cell.label: resolve_hparams(cell.hparams, list(MOSI_NAMES)) for cell in cells}
+    out = Path(args.out or DEFAULT_OUT)
+    check_writable(out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    check_writable(args.out)
-    results = [measure_speed(name, repeats=args.repeats, warmup=args.warmup, device=args.device) for name in names]
-    heading = (f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch 32, "
-               f"50 steps, dims 300/5/20; target: {TARGET_SPEEDUP}x faster than the reference")
-    atomic_write_csv(args.out / "speed.csv", pd.DataFrame(results).assign(threads=torch.get_num_threads()))
-    atomic_write_text(args.out / "speed.md", f"{heading}\n\n{report(results)}\n")
-    atomic_write_json(args.out / "meta.json", run_metadata(resolve_device(args.device), repeats=args.repeats,
-                                                           warmup=args.warmup, threads=torch.get_num_threads()))
-    print(f"{heading}\n\n{report(results)}\n\nwritten to {args.out}")
+    results = [measure_speed(spec, settings[cell.label], repeats=args.repeats, warmup=args.warmup, device=device)
+               for spec, cell in zip(specs, cells, strict=True)]
+    table = report(results, [cell.fusion for cell in cells])
+    heading = (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH_SIZE}, "
+               f"{SEQ_LEN} steps, dims {'/'.join(map(str, MOSI_DIMS))}, {PRESET} preset; target: {TARGET_SPEEDUP}x "
+               "faster than the reference")
+    write_table(out / "speed.csv", pd.DataFrame(results).assign(threads=torch.get_num_threads()))
+    atomic_write_text(out / "speed.md", f"{heading}\n\n{table}\n")
+    write_document(out / "meta.json", run_metadata(
+        device, preset=PRESET, dataset=DATASET, task=TASK, hparams=settings, batch_size=BATCH_SIZE, seq_len=SEQ_LEN,
+        repeats=args.repeats, warmup=args.warmup, threads=torch.get_num_threads()))
+    if not args.quiet:
+        print(f"{heading}\n\n{table}\n\nwritten to {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -1,10 +1,14 @@
-"""One training cell: a fusion trained with one seed under the shared protocol, evaluated on test.
+"""One training cell: a fusion trained with one seed under its protocol, evaluated on test.
 
-The protocol (``config.Protocol``) is the same for every fusion: AdamW, linear warm-up then cosine decay,
-early stopping on the validation score, the best-validation weights evaluated on test, gradient clipping.
-Losses: L1 for regression (plus ``aux_weight`` times the auxiliary head's L1 loss for fusions that have one),
-cross-entropy for classification. Data stays as tensors; a batch is gathered by index and trimmed to its
-longest real sequence (fusions are padding invariant, so trimming changes no result, only time).
+The protocol (``config.Protocol``; the shared one by default, the same for every fusion): AdamW, linear warm-up
+then cosine decay, early stopping on the validation score, the best-validation weights evaluated on test, gradient
+clipping. The ``reference`` protocol changes these per fusion (Adam, a per-epoch or plateau schedule, selection
+on validation loss, full-length padding, rounded labels: ``Protocol``'s fields; ``protocol_data`` prepares the
+data). Loss: the dataset's task's (``tasks``: L1 for sentiment, mean squared error for plain regression,
+cross-entropy for classification), plus ``aux_weight`` times the auxiliary head's loss for fusions that have one;
+the validation score that selects the best epoch is the task's too (or the loss: ``Protocol.selection``). Data
+stays as tensors; a batch is gathered by index and trimmed to its longest real sequence (fusions are padding
+invariant, so trimming changes no result, only time).
 
 A cell can be resumed: with ``state_path`` set, the full training state (weights, optimiser, schedule,
 random generators, curves, best weights) is written atomically after every epoch and picked up on restart,
@@ -26,18 +30,18 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fusions import Predictor, build_predictor
+from tasks import get_task
 
 from .config import CellConfig, Protocol
+from .cost.counts import count_params
 from .data import Dataset, Split
-from .metrics import task_metrics
 from .store import atomic_torch_save
 
 
@@ -70,8 +74,17 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_hparams(hparams: dict, modality_names: list[str]) -> dict:
-    """Hyperparameters ready for ``build_fusion``: a modality ``order`` given by names becomes indices."""
+    """Hyperparameters ready for ``build_fusion``: a modality ``order`` given by names becomes indices, and a
+    per-modality value given as a table by modality name (e.g. ``d_model = {text = 64, audio = 4, vision = 16}``)
+    becomes a list in the dataset's modality order. A table that does not name each modality exactly once raises
+    ``ValueError``."""
     resolved = dict(hparams)
+    for key, value in hparams.items():
+        if isinstance(value, dict):
+            if sorted(value) != sorted(modality_names):
+                raise ValueError(f"{key} {value} must name each modality once; this dataset's modalities: "
+                                 f"{', '.join(modality_names)}")
+            resolved[key] = [value[name] for name in modality_names]
     order = resolved.get("order")
     if order is not None and any(isinstance(item, str) for item in order):
         missing = [name for name in order if name not in modality_names]
@@ -84,11 +97,51 @@ def resolve_hparams(hparams: dict, modality_names: list[str]) -> dict:
 
 
 def build_cell_model(cell: CellConfig, data: Dataset) -> Predictor:
-    """The cell's predictor for this dataset's feature sizes and task."""
+    """The cell's predictor for this dataset's feature sizes and task (the task's kind names the head; its label
+    range reaches a fusion that bounds its output, TFN, unless the configuration gives one)."""
+    task = get_task(data.task)
     return build_predictor(
-        cell.fusion, data.dims, task=data.task, num_classes=data.num_classes,
+        cell.fusion, data.dims, task=task.kind, num_classes=data.num_classes, task_label_range=task.label_range,
         **resolve_hparams(cell.hparams, data.modality_names),
     )
+
+
+def protocol_data(data: Dataset, protocol: Protocol) -> Dataset:
+    """``data`` as ``protocol`` trains, selects and tests on it (every split):
+
+    - ``padding = "full"``: every sample as long as its split's padded length: each modality ``[N, time, dim]``
+      with the sample's zero rows moved before its real steps (``time - real`` zero rows, then the real steps in
+      order: MulT's pickles' layout, which the GRF authors' loader reads) and every mask True;
+    - ``labels = "rounded"``: labels rounded to integers (half to even, as ``numpy.round`` in the GRF authors'
+      loader), float32 kept.
+
+    Returns ``data`` itself when neither applies or it is laid out so already (so the shared protocol's data is
+    the loaded data, and preparing twice changes nothing). The cell's identity covers the result: its hash holds
+    the protocol and the code version (this module). Raises ``ValueError`` for rounded labels on a task that is
+    not a regression."""
+    full = protocol.padding == "full" and not all(bool(mask.all()) for split in data.splits.values()
+                                                  for mask in split.masks)
+    rounded = protocol.labels == "rounded"
+    if rounded and get_task(data.task).kind != "regression":
+        raise ValueError(f"protocol.labels = 'rounded' applies to regression tasks; dataset {data.name!r} has task "
+                         f"{data.task!r}")
+    rounded = rounded and not all(torch.equal(split.labels, split.labels.round()) for split in data.splits.values())
+    if not (full or rounded):
+        return data
+    splits = {}
+    for name, split in data.splits.items():
+        if full:
+            split = replace(split, xs=[_left_padded(x, mask) for x, mask in zip(split.xs, split.masks)],
+                            masks=[torch.ones_like(mask) for mask in split.masks])
+        splits[name] = replace(split, labels=split.labels.round()) if rounded else split
+    return replace(data, **splits)
+
+
+def _left_padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[N, time, dim]`` (real steps first, ``mask`` ``[N, time]``) with each sample's padding rows, as
+    zeros, moved before its real steps: row ``t`` of the result is row ``(t + real) % time`` of ``x``."""
+    index = (torch.arange(x.shape[1]) + mask.sum(1, keepdim=True)) % x.shape[1]
+    return (x * mask.unsqueeze(-1)).gather(1, index.unsqueeze(-1).expand_as(x))
 
 
 class Batches:
@@ -126,19 +179,13 @@ class Batches:
             yield self.gather(order[start:start + batch_size])
 
 
-def task_loss(task: str, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """L1 (regression; ``output`` [b, 1]) or cross-entropy (classification; ``output`` [b, K] logits)."""
-    if task == "regression":
-        return F.l1_loss(output.squeeze(-1).float(), labels)
-    return F.cross_entropy(output.float(), labels)
-
-
 def prediction_loss(model: Predictor, prediction, labels: torch.Tensor, task: str) -> torch.Tensor:
-    """The training objective of one batch: the task loss of ``prediction.output``, plus ``model.aux_weight``
-    times the task loss of the auxiliary head's output where the fusion has one (GRF)."""
-    loss = task_loss(task, prediction.output, labels)
+    """The training objective of one batch: task ``task``'s loss (``tasks.Task.loss``) of ``prediction.output``,
+    plus ``model.aux_weight`` times the loss of the auxiliary head's output where the fusion has one (GRF)."""
+    task_loss = get_task(task).loss
+    loss = task_loss(prediction.output, labels)
     if prediction.aux_output is not None:
-        loss = loss + model.aux_weight * task_loss(task, prediction.aux_output, labels)
+        loss = loss + model.aux_weight * task_loss(prediction.aux_output, labels)
     return loss
 
 
@@ -149,8 +196,8 @@ def autocast(device: torch.device, amp: bool):
 
 @dataclass
 class Evaluation:
-    """Outputs on a split: ``outputs`` [N] (regression) or [N, K] (classification logits), the mean task loss,
-    the metrics, and optionally every fused state per sample (``states``: list of [N, dim_k] arrays)."""
+    """Outputs on a split: ``outputs`` [N] (regression tasks) or [N, K] (classification logits), the mean task
+    loss, the task's metrics, and optionally every fused state per sample (``states``: list of [N, dim_k] arrays)."""
 
     outputs: np.ndarray
     loss: float
@@ -162,19 +209,19 @@ def evaluate(
     model: Predictor, split: Split, task: str, device: torch.device, batch_size: int = 256, amp: bool = False,
     keep_states: bool = False,
 ) -> Evaluation:
-    """Run ``model`` over ``split`` in eval mode under ``torch.inference_mode``. Raises ``Diverged`` when an
-    output or the loss is not finite."""
+    """Run ``model`` over ``split`` in eval mode under ``torch.inference_mode`` and score it as task ``task``
+    (a registered name). Raises ``Diverged`` when an output or the loss is not finite."""
+    task = get_task(task)
     model.eval()
     outputs, states, loss_sum = [], [], 0.0
     with torch.inference_mode(), autocast(device, amp):
         for xs, masks, labels in Batches(split, device).ordered(batch_size):
             prediction = model(xs, masks)
-            loss_sum += float(task_loss(task, prediction.output, labels)) * len(labels)
+            loss_sum += float(task.loss(prediction.output, labels)) * len(labels)
             outputs.append(prediction.output.float().cpu())
             if keep_states:
                 states.append([s.float().cpu() for s in prediction.states])
-    output = torch.cat(outputs).numpy()
-    output = output[:, 0] if task == "regression" else output
+    output = task.outputs(torch.cat(outputs).numpy())
     bad = int((~np.isfinite(output.reshape(len(output), -1))).any(axis=1).sum())
     if bad:
         raise Diverged(f"{bad} of {len(output)} predictions are not finite")
@@ -182,7 +229,7 @@ def evaluate(
         raise Diverged(f"the loss is {loss_sum}")
     labels = split.labels.numpy()
     return Evaluation(
-        outputs=output, loss=loss_sum / len(split), metrics=task_metrics(task, labels, output),
+        outputs=output, loss=loss_sum / len(split), metrics=task.evaluate(labels, output),
         states=[torch.cat(parts).numpy() for parts in zip(*states)] if keep_states else None,
     )
 
@@ -193,6 +240,30 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) 
         return (step + 1) / warmup_steps
     progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: Predictor, protocol: Protocol) -> torch.optim.Optimizer:
+    """The protocol's optimiser over the model's parameter groups (``Predictor.param_groups``, e.g. LMF's factors
+    at their own rate): ``"adamw"`` (decoupled weight decay) or ``"adam"`` (weight decay as an L2 term)."""
+    kind = torch.optim.AdamW if protocol.optimizer == "adamw" else torch.optim.Adam
+    return kind(model.param_groups(protocol.lr), lr=protocol.lr, weight_decay=protocol.weight_decay)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, protocol: Protocol, steps_per_epoch: int):
+    """The protocol's learning-rate scheduler and when it steps: ``"step"`` (after every optimiser step),
+    ``"epoch"`` (after every epoch) or ``"valid"`` (after every epoch, given the validation loss). See
+    ``Protocol.schedule``; ``"constant"`` is a scheduler that never changes the rate."""
+    if protocol.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", patience=protocol.plateau_patience, factor=protocol.plateau_factor), "valid"
+    if protocol.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0), "epoch"
+    per_epoch = steps_per_epoch if protocol.schedule == "warmup_cosine" else 1
+    warmup, total = protocol.warmup_epochs * per_epoch, protocol.max_epochs * per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup, total, protocol.min_lr / protocol.lr)
+    )
+    return schedule, "step" if protocol.schedule == "warmup_cosine" else "epoch"
 
 
 @dataclass
@@ -214,9 +285,12 @@ EpochCallback = Callable[[int, float, dict], None]
 Say = Callable[[str], None]
 
 
-def _validation_score(task: str, evaluation: Evaluation) -> float:
-    """Lower is better: validation MAE (regression) or validation loss (classification)."""
-    return evaluation.metrics["mae"] if task == "regression" else evaluation.loss
+def _validation_score(protocol: Protocol, task: str, evaluation: Evaluation) -> float:
+    """The model-selection score on validation, lower is better: the task's (``tasks.Task.selection_score``), or
+    the validation loss when ``protocol.selection`` is ``"valid_loss"``."""
+    if protocol.selection == "valid_loss":
+        return evaluation.loss
+    return get_task(task).selection_score(evaluation.metrics, evaluation.loss)
 
 
 def train_cell(
@@ -231,18 +305,16 @@ def train_cell(
     the caller deletes it once the result is stored). ``say(line)`` receives one line when training resumes
     from the state or refuses a state saved for other inputs. Raises ``Diverged`` (with the epoch) when the
     training loss, a validation output or loss, or a test output is not finite; the state of the last finite
-    epoch is kept.
+    epoch is kept. The cell trains and is scored on ``protocol_data(data, cell.protocol)`` (``data`` itself under
+    the shared protocol); ``ValueError`` when that does not apply to the data.
     """
     device = torch.device(device)
     protocol: Protocol = cell.protocol
+    data = protocol_data(data, protocol)
     seed_everything(seed)
     model = build_cell_model(cell, data).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
-    steps_per_epoch = math.ceil(len(data.train) / protocol.batch_size)
-    warmup, total = protocol.warmup_epochs * steps_per_epoch, protocol.max_epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup, total, protocol.min_lr / protocol.lr)
-    )
+    optimizer = make_optimizer(model, protocol)
+    schedule, steps = make_schedule(optimizer, protocol, math.ceil(len(data.train) / protocol.batch_size))
     order = torch.Generator().manual_seed(seed)
     train_batches = Batches(data.train, device)
     state = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "best_state": None, "curves": [], "seconds": 0.0}
@@ -260,7 +332,9 @@ def train_cell(
                 say(f"the saved training state {state_path.name} was computed from other inputs "
                     f"({', '.join(changed)}); training from epoch 0")
 
-    while state["epoch"] < protocol.max_epochs and state["epoch"] - state["best_epoch"] < protocol.patience:
+    while state["epoch"] < protocol.max_epochs and (
+        protocol.patience == 0 or state["epoch"] - state["best_epoch"] < protocol.patience
+    ):
         started = time.perf_counter()
         model.train()
         loss_sum, seen = torch.zeros((), device=device), 0
@@ -269,9 +343,11 @@ def train_cell(
                 loss = prediction_loss(model, model(xs, masks), labels, data.task)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
+            if protocol.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
             optimizer.step()
-            schedule.step()
+            if steps == "step":
+                schedule.step()
             loss_sum += loss.detach() * len(labels)
             seen += len(labels)
         epoch = state["epoch"] + 1
@@ -286,7 +362,11 @@ def train_cell(
             torch.cuda.synchronize(device)
         state["seconds"] += time.perf_counter() - started
         state["epoch"] = epoch
-        score = _validation_score(data.task, valid)
+        if steps == "epoch":
+            schedule.step()
+        elif steps == "valid":
+            schedule.step(valid.loss)
+        score = _validation_score(protocol, data.task, valid)
         row = {
             "epoch": epoch, "train_loss": train_loss, "valid_loss": valid.loss,
             **{f"valid_{k}": v for k, v in valid.metrics.items()}, "lr": schedule.get_last_lr()[0],
@@ -309,7 +389,7 @@ def train_cell(
     return CellResult(
         test=test, valid=evaluate(model, data.valid, data.task, device, protocol.eval_batch_size, amp),
         curves=state["curves"], best_epoch=state["best_epoch"], epochs=state["epoch"],
-        train_seconds=state["seconds"], params=sum(p.numel() for p in model.parameters()),
+        train_seconds=state["seconds"], params=count_params(model),
         best_state=state["best_state"],
     )
 

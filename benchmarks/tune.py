@@ -7,13 +7,13 @@ Library: ``tune(TuneSpec(fusion="grf", ...))`` returns the best-parameters docum
   (architecture, and for GRF the auxiliary weight and modality order), plus ``protocol_space``, shared by all:
   learning rate and weight decay (log scale) and batch size. Everything else — epochs, patience, warm-up,
   pooling — comes from the preset and ``--config``, as in ``benchmarks.run``.
-* Objective: the best validation score of one training run (``--train-seed``): validation MAE for regression,
-  validation loss for classification, lower is better. ``train_cell`` gets the data with the test split
-  replaced by the validation split, so tuning never reads test data. The score is reported every epoch and a
-  ``MedianPruner`` stops trials below the median of earlier ones at the same epoch, once ``pruner_startup``
-  trials have finished and from the first epoch after the learning-rate warm-up. TPE draws the parameters;
-  trial ``k`` draws with random seed ``--seed + k``, so one worker's study is reproducible and workers on
-  different machines do not repeat each other's random start.
+* Objective: the best validation score of one training run (``--train-seed``): the task's model-selection score
+  (``tasks``: validation MAE for sentiment, validation loss for the others), lower is better. ``train_cell`` gets
+  the data with the test split replaced by the validation split, so tuning never reads test data. The score is
+  reported every epoch and a ``MedianPruner`` stops trials below the median of earlier ones at the same epoch,
+  once ``pruner_startup`` trials have finished and from the first epoch after the learning-rate warm-up. TPE
+  draws the parameters; trial ``k`` draws with random seed ``--seed + k``, so one worker's study is reproducible
+  and workers on different machines do not repeat each other's random start.
 * Budget: ``--trials N`` is the study's total over all workers: N named units of ``benchmarks.workqueue``
   (``trial-0`` ... ``trial-{N-1}``), each run exactly once (a killed or failing trial is retried with the
   same parameters, up to twice); a later run with a larger N adds the missing ones. ``--timeout S``: a
@@ -60,33 +60,32 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import TrialState
 
 from fusions import fusion_class
+from records.io import check_writable
+from records.schema import write_document, write_table
+from tasks import get_task
 
-from .cli import add_data_arguments, add_training_arguments, modality_names, resolve_device, run_cli
-from .config import CellConfig, merge, resolve
+from .cli import add_data_arguments, add_training_arguments, experiment_fields, resolve_device, run_cli
+from .config import CellConfig
 from .data import Dataset
+from .experiment import Experiment, ExperimentSpec
 from .journal_claims import Claims
-from .run import RunSpec, build_config, load_run_dataset
-from .store import atomic_write_csv, atomic_write_json, check_writable
 from .studies import StorageSpec, open_study
+from .study_definition import check_definition
 from .train import Diverged, train_cell
 from .tuned import DEFAULT_TUNE_OUT, best_params_path, tuned_table
 from .workqueue import enqueue, unfinished, work
 
-DEFINITION = "definition"
 
-
-@dataclass
-class TuneSpec:
-    """What to tune and where. Data and configuration as in ``benchmarks.run.RunSpec``; ``trials``: the study's
-    total; ``timeout``: seconds per worker; ``storage``: an RDB URL (default: SQLite, or a journal file with
-    ``workers`` > 1); ``seed``: the sampler's; ``train_seed``: every trial's training seed; ``pruner_startup``:
-    finished trials before pruning starts; ``pruner_warmup``: epochs before a trial can be pruned (default:
-    the protocol's warm-up + 1); ``heartbeat``: seconds between heartbeats (RDB storages)."""
+@dataclass(kw_only=True)
+class TuneSpec(ExperimentSpec):
+    """What to tune and where. Data and configuration as in ``benchmarks.experiment.ExperimentSpec``; ``fusion``:
+    the fusion tuned; ``trials``: the study's total; ``timeout``: seconds per worker; ``storage``: an RDB URL
+    (default: SQLite, or a journal file with ``workers`` > 1); ``seed``: the sampler's; ``train_seed``: every
+    trial's training seed; ``out``: the output folder; ``heartbeat``: seconds between heartbeats (RDB storages);
+    ``pruner_startup``: finished trials before pruning starts; ``pruner_warmup``: epochs before a trial can be
+    pruned (default: the protocol's warm-up + 1); ``quiet``: no line per trial."""
 
     fusion: str
-    dataset: str = "synthetic"
-    dataset_path: str | None = None
-    modalities: list[str] | None = None
     trials: int = 50
     timeout: float | None = None
     storage: str | None = None
@@ -95,22 +94,10 @@ class TuneSpec:
     seed: int = 0
     train_seed: int = 0
     out: str = DEFAULT_TUNE_OUT
-    preset: str = "quick"
-    config_file: str | None = None
-    epochs: int | None = None
-    device: str = "auto"
-    amp: bool = False
     heartbeat: int = 30
     pruner_startup: int = 5
     pruner_warmup: int | None = None
     quiet: bool = False
-
-    def run_spec(self) -> RunSpec:
-        return RunSpec(
-            fusions=[self.fusion], dataset=self.dataset, dataset_path=self.dataset_path, seeds=[self.train_seed],
-            preset=self.preset, config_file=self.config_file, epochs=self.epochs, device=self.device, amp=self.amp,
-            modalities=self.modalities,
-        )
 
     def units(self) -> list[str]:
         """The names of the study's ``trials`` units: ``trial-0`` ... ``trial-{trials-1}``."""
@@ -144,8 +131,9 @@ def sample_overrides(trial, fusion: str, modality_names: list[str]) -> dict:
 
 
 def objective_metric(data: Dataset) -> str:
-    """The validation score a trial minimises: ``valid_mae`` for regression, ``valid_loss`` otherwise."""
-    return "valid_mae" if data.task == "regression" else "valid_loss"
+    """The validation score a trial minimises: the task's model-selection column (``tasks.Task.selection_column``:
+    ``valid_mae`` for sentiment, ``valid_loss`` for the other built-in tasks)."""
+    return get_task(data.task).selection_column
 
 
 def study_definition(spec: TuneSpec, data: Dataset, base: CellConfig) -> dict:
@@ -157,7 +145,7 @@ def study_definition(spec: TuneSpec, data: Dataset, base: CellConfig) -> dict:
     batch size (no effect on results), the sampler's seed and the pruner."""
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     values = sample_overrides(trial, spec.fusion, data.modality_names)  # also: the space fits the data
-    protocol = {k: v for k, v in dataclasses.asdict(base.protocol).items()
+    protocol = {k: v for k, v in base.protocol.as_dict().items()
                 if k not in values["protocol"] and k != "eval_batch_size"}
     definition = {
         "fusion": spec.fusion, "dataset": spec.dataset, "modalities": list(data.modality_names),
@@ -169,76 +157,6 @@ def study_definition(spec: TuneSpec, data: Dataset, base: CellConfig) -> dict:
                                 "dataset_options": base.dataset["options"]},
     }
     return json.loads(json.dumps(definition, default=str))
-
-
-def recorded_definition(study: optuna.Study) -> dict | None:
-    """For a study made before definitions were stored: what its first trial that ran shows of it (fusion,
-    dataset, modalities, the distributions of its parameters); None when no trial ran."""
-    for trial in study.get_trials(deepcopy=False):
-        config = trial.user_attrs.get("config")
-        if config and trial.distributions:
-            return {
-                "fusion": config["fusion"], "dataset": config["dataset"]["name"],
-                "modalities": config["dataset"]["modalities"],
-                "search_space": {name: json.loads(distribution_to_json(d)) for name, d in trial.distributions.items()},
-            }
-    return None
-
-
-def check_definition(study: optuna.Study, definition: dict, where: str) -> None:
-    """Store ``definition`` in a study that has none, or compare it with the stored one; a study tuned on
-    something else raises ``ValueError`` naming the first difference (nothing is written then). A study made
-    before definitions were stored is compared on what its trials show (``recorded_definition``)."""
-    stored = study.user_attrs.get(DEFINITION)
-    if stored is None:
-        recorded = recorded_definition(study)
-        if recorded is not None:
-            space = {name: definition["search_space"].get(name) for name in recorded["search_space"]}
-            _raise_on_difference(study, recorded, {**{key: definition[key] for key in recorded},
-                                                   "search_space": space}, where)
-        study.set_user_attr(DEFINITION, definition)
-        stored = study.user_attrs[DEFINITION]  # two processes opening a fresh study: the one written last counts
-    _raise_on_difference(study, stored, definition, where)
-
-
-def _raise_on_difference(study: optuna.Study, stored: dict, current: dict, where: str) -> None:
-    keys = [key for key in {**stored, **current} if stored.get(key) != current.get(key)]
-    if not keys:
-        return
-    key, others = keys[0], [other.replace("_", " ") for other in keys[1:]]
-    raise ValueError(
-        f"study {study.study_name!r} in {where} was tuned with {_difference(key, stored.get(key), current.get(key))}"
-        + (f" (also different: {', '.join(others)})" if others else "")
-        + "; its trials cannot be compared with this run's: use another --study-name (or another --out)"
-    )
-
-
-def _difference(key: str, old, new) -> str:
-    """One difference in words: ``modalities text, audio (this run: text, audio, vision)``."""
-    label = key.replace("_", " ")
-    if isinstance(old, dict) and isinstance(new, dict):
-        old_leaves, new_leaves = _leaves(old), _leaves(new)
-        paths = [path for path in {**old_leaves, **new_leaves} if old_leaves.get(path) != new_leaves.get(path)]
-        if key == "search_space":  # choices lists are long: name the parameters
-            return f"other search space: {', '.join(dict.fromkeys(path.split('.')[0] for path in paths))}"
-        return f"other {label}: " + ", ".join(
-            f"{path} {_words(old_leaves.get(path))} (this run: {_words(new_leaves.get(path))})" for path in paths[:3])
-    return f"{label} {_words(old)} (this run: {_words(new)})"
-
-
-def _leaves(value: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}, "c": 2}`` -> ``{"a.b": 1, "c": 2}``."""
-    leaves = {}
-    for key, item in value.items():
-        path = f"{prefix}{key}"
-        leaves.update(_leaves(item, f"{path}.") if isinstance(item, dict) and item else {path: item})
-    return leaves
-
-
-def _words(value) -> str:
-    if value is None:
-        return "none"
-    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def without_test(data: Dataset) -> Dataset:
@@ -273,20 +191,20 @@ class TrialSeededTPE(BaseSampler):
 
 @dataclass
 class Session:
-    """A worker's view of the tuning: the configuration, the data, the untuned cell and the study."""
+    """A worker's view of the tuning: the experiment (configuration and data) and the study."""
 
     spec: TuneSpec
-    config: dict
-    data: Dataset
-    described: dict
-    device: torch.device
+    experiment: Experiment
     study: optuna.Study
+
+    @property
+    def data(self) -> Dataset:
+        return self.experiment.data
 
     @classmethod
     def open(cls, spec: TuneSpec) -> Session:
-        config = build_config(spec.run_spec())
-        data, described = load_run_dataset(spec.run_spec(), config)
-        base = resolve(config, spec.fusion, described)
+        experiment = Experiment.build(spec, [spec.fusion])
+        data, base = experiment.data, experiment.cell(spec.fusion)
         definition = study_definition(spec, data, base)
         warmup = base.protocol.warmup_epochs + 1 if spec.pruner_warmup is None else spec.pruner_warmup
         name = spec.study_name or f"tune-{spec.dataset}-{spec.fusion}-{base.hash}"
@@ -295,13 +213,13 @@ class Session:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=spec.pruner_startup, n_warmup_steps=warmup),
         )
         check_definition(study, definition, spec.storage_spec().describe())
-        return cls(spec, config, data, described, resolve_device(spec.device), study)
+        return cls(spec, experiment, study)
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train the trial's configuration; its best validation score."""
         spec = self.spec
         values = sample_overrides(trial, spec.fusion, self.data.modality_names)
-        cell = resolve(merge(self.config, tuned_table(spec.dataset, spec.fusion, values)), spec.fusion, self.described)
+        cell = self.experiment.cell(spec.fusion, tuned_table(spec.dataset, spec.fusion, values))
         trial.set_user_attr("config", cell.as_dict())
         trial.set_user_attr("config_hash", cell.hash)
         curve, best = [], math.inf
@@ -317,7 +235,7 @@ class Session:
                 raise optuna.TrialPruned(f"validation score {score:.4f} at epoch {epoch}")
 
         try:
-            result = train_cell(cell, without_test(self.data), spec.train_seed, self.device, spec.amp,
+            result = train_cell(cell, without_test(self.data), spec.train_seed, self.experiment.device, spec.amp,
                                 on_epoch=on_epoch)
         except Diverged as error:  # pruned like a NaN score above: retrying the same parameters diverges again
             self.say(f"trial {trial.number}: pruned, {error}")
@@ -352,11 +270,9 @@ def tune(spec: TuneSpec) -> dict:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     if spec.timeout is not None and spec.timeout <= 0:
         raise ValueError(f"--timeout must be > 0 seconds, got {spec.timeout}")
-    device = resolve_device(spec.device)
-    if spec.amp and device.type != "cuda":
-        raise ValueError(f"--amp uses bf16 autocast on CUDA; the device is {device}")
+    resolve_device(spec.device)
     check_writable(Path(spec.out))
-    session = Session.open(spec)
+    session = Session.open(spec)  # the experiment checks --amp, the configuration and the data
     enqueue(session.study, {name: {} for name in spec.units()})
     if spec.workers == 1:
         session.work()
@@ -403,10 +319,10 @@ def write_results(session: Session) -> dict:
         "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = best_params_path(spec.out, spec.dataset, spec.fusion)
-    atomic_write_json(path, document)
+    write_document(path, document, "best_params")
     folder = Path(spec.out) / spec.dataset / spec.fusion
     columns = ("number", "state", "value", "duration", "datetime_start", "datetime_complete", "params")
-    atomic_write_csv(folder / "trials.csv", study.trials_dataframe(attrs=columns))
+    write_table(folder / "trials.csv", study.trials_dataframe(attrs=columns))
     notes = write_plots(study, folder, len(complete), spec.seed)
     session.say(f"best: trial {best.number}, validation score {best.value:.4f} ({counts}); {path}")
     for note in notes:
@@ -418,7 +334,7 @@ def write_plots(study: optuna.Study, folder: Path, n_complete: int, seed: int) -
     """Optuna's optimisation history and parameter importances (``history``, ``importance``; PNG and PDF);
     returns notes on what could not be drawn. Importances are fANOVA's (seeded), which unlike Optuna 5's
     default (PED-ANOVA) still separates parameters in studies of a few trials."""
-    from analysis.plots import save_figure  # noqa: PLC0415 (matplotlib only when plotting)
+    from analysis.plots import save_figure  # matplotlib only when plotting
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
@@ -450,7 +366,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=DEFAULT_TUNE_OUT, help="output folder (benchmarks.run --params reads "
                                                                "results/tune, or --params <out>)")
     add_training_arguments(parser)
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     parser.add_argument("--heartbeat", type=int, default=30,
                         help="seconds between heartbeats (RDB storages); a trial silent for 3 runs again")
     parser.add_argument("--quiet", action="store_true", help="no line per trial")
@@ -461,12 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tune(TuneSpec(
-        fusion=args.fusion, dataset=args.dataset, dataset_path=args.data_path,
-        modalities=modality_names(args),
-        trials=args.trials, timeout=args.timeout, storage=args.storage, study_name=args.study_name,
-        workers=args.workers, seed=args.seed, train_seed=args.train_seed, out=args.out, preset=args.preset,
-        config_file=args.config, epochs=args.epochs, device=args.device, amp=args.amp, heartbeat=args.heartbeat,
-        quiet=args.quiet,
+        fusion=args.fusion, trials=args.trials, timeout=args.timeout, storage=args.storage,
+        study_name=args.study_name, workers=args.workers, seed=args.seed, train_seed=args.train_seed, out=args.out,
+        heartbeat=args.heartbeat, quiet=args.quiet, **experiment_fields(args),
     ))
     return 0
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from records.schema import read_document
+
 from .config import ConfigError, merge
 
 DEFAULT_TUNE_OUT = "results/tune"
@@ -46,8 +48,8 @@ def tuned_overrides(params: str, dataset: str, fusions: list[str]) -> dict:
                 + ("" if params == "tuned" else f" --out {folder}")
             )
         try:
-            values = json.loads(path.read_text())["config"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            values = read_document(path, "best_params")["config"]
+        except json.JSONDecodeError:
             raise ConfigError(f"{path} is not a best-parameters file written by benchmarks.tune") from None
         override = merge(override, tuned_table(dataset, fusion, values))
     return override

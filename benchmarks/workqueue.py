@@ -7,7 +7,8 @@ WAITING trials one at a time and runs them until every unit is finished.
 Claiming is Optuna's pop of a waiting trial: a compare-and-set from WAITING to RUNNING, under a row lock in an
 RDB storage and in log order in a journal file, so exactly one process wins each trial. (``Study.ask`` pops the
 same way but creates a fresh trial when none is waiting, and ``Study.optimize`` looks for dead workers only
-before asking; hence this loop, which also keeps looking while others run the last units.)
+before asking; hence this loop, which also keeps looking while others run the last units. Its storage calls
+are public storage methods, reached through ``benchmarks.optuna_adapter``.)
 
 Attempts. A unit's attempts form a chain: its first trial, then after each FAILED attempt a retry, the WAITING
 copy that ``RetryHeartbeatStaleTrialCallback`` makes (same parameters and user attributes; the failed number in
@@ -44,6 +45,7 @@ from optuna.exceptions import ExperimentalWarning, StorageInternalError, UpdateF
 from optuna.trial import FrozenTrial, TrialState
 
 from .journal_claims import WORKER, Claims, Verdict, judge, worker_name
+from .optuna_adapter import storage_of, trial_id
 
 UNIT = "unit"
 ERROR = "error"
@@ -102,7 +104,7 @@ def work(
     heartbeats (``Claims.of(storage_spec)``); such a storage without them raises ``ValueError``, as nothing
     could tell a killed worker's unit from a running one.
     """
-    storage = study._storage  # noqa: SLF001 (Optuna has no public "pop a waiting trial, never create one")
+    storage = storage_of(study)
     interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
     if interval is None and claims is None:
         raise ValueError("a storage without heartbeats needs claim locks (benchmarks.journal_claims.Claims) to "
@@ -126,7 +128,7 @@ def work(
             trial, hold = claimed
             with hold:
                 _run(study, trial, run, retry, interval)
-        elif any(_pending(last, interval is not None, claims) for last in latest):
+        elif any(_pending(study, last, interval is not None, claims) for last in latest):
             time.sleep(poll or interval or 1)
         else:
             return
@@ -138,36 +140,37 @@ def unfinished(study: optuna.Study, names: Iterable[str], claims: Claims | None)
     again; without (a heartbeat storage), every verdict is True. Changes nothing."""
     heartbeats = Verdict(True, "its worker sends heartbeats; once they stop, the next worker to look runs it again")
     return {
-        name: heartbeats if claims is None else claims.verdict(last)
+        name: heartbeats if claims is None else claims.verdict(last, trial_id(study, last))
         for name, last in last_attempts(study, names).items() if last.state == TrialState.RUNNING
     }
 
 
-def _pending(last: FrozenTrial, heartbeats: bool, claims: Claims | None) -> bool:
+def _pending(study: optuna.Study, last: FrozenTrial, heartbeats: bool, claims: Claims | None) -> bool:
     """Whether a unit whose latest attempt is ``last`` may still need this worker: it waits, or it runs and its
     worker may yet go silent (heartbeats), or its claim can be judged here (alive: wait; just ended: take over)."""
     if last.state != TrialState.RUNNING:
         return last.state == TrialState.WAITING
-    return heartbeats or (claims is not None and claims.verdict(last).alive is not None)
+    return heartbeats or (claims is not None and claims.verdict(last, trial_id(study, last)).alive is not None)
 
 
 def _fail_dead_claims(study: optuna.Study, claims: Claims, lasts: Iterable[FrozenTrial]) -> None:
     """Mark FAIL each RUNNING attempt in ``lasts`` whose worker is gone, the reason in ``error`` (the orphan step
     of ``work`` then queues its retry). Judged under the trial's lock, on the trial as it is then."""
-    storage = study._storage  # noqa: SLF001
+    storage = storage_of(study)
     for last in lasts:
         if last.state != TrialState.RUNNING:
             continue
-        handle = claims.lock(last._trial_id)  # noqa: SLF001
+        identity = trial_id(study, last)
+        handle = claims.lock(identity)
         if handle is None:
             continue  # its worker holds it
         with handle:
-            trial = storage.get_trial(last._trial_id)  # noqa: SLF001
+            trial = storage.get_trial(identity)
             if trial.state != TrialState.RUNNING:
                 continue  # finished before its worker let go of the lock
             verdict = judge(trial, handle.read())
             if verdict.alive is False:
-                storage.set_trial_user_attr(last._trial_id, ERROR, f"not finished: {verdict.reason}")  # noqa: SLF001
+                storage.set_trial_user_attr(identity, ERROR, f"not finished: {verdict.reason}")
                 study.tell(trial.number, state=TrialState.FAIL)
 
 
@@ -177,24 +180,24 @@ def _claim(
 ) -> tuple[FrozenTrial, AbstractContextManager] | None:
     """Pop the first waiting latest attempt of a unit in ``latest``, with what holds its claim lock until the
     caller has told the study how it ended (with ``claims``); duplicates met on the way are dropped."""
-    storage = study._storage  # noqa: SLF001
+    storage = storage_of(study)
     current = {last.number for last in latest}
     names = {last.user_attrs[UNIT] for last in latest}
     for trial in trials:
         if trial.state != TrialState.WAITING or trial.user_attrs.get(UNIT) not in names:
             continue
-        trial_id = trial._trial_id  # noqa: SLF001
+        identity = trial_id(study, trial)
         with ExitStack() as hold:
             if claims is not None:
-                handle = claims.lock(trial_id)
+                handle = claims.lock(identity)
                 if handle is None:
                     continue  # another worker is claiming it
                 hold.enter_context(handle)
                 Claims.stake(handle)  # before the claim, so that a worker killed right after it leaves its name
             if heartbeats:  # before the claim, so that a worker killed right after it leaves a heartbeat to go stale
-                storage.record_heartbeat(trial_id)
+                storage.record_heartbeat(identity)
             try:
-                claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+                claimed = storage.set_trial_state_values(identity, TrialState.RUNNING)
             except UpdateFinishedTrialError:
                 claimed = False
             if not claimed:
@@ -203,8 +206,8 @@ def _claim(
                 continue
             if trial.number in current:
                 return trial, hold.pop_all()
-            storage.set_trial_user_attr(trial_id, ERROR, "duplicate of an earlier trial of this unit; not run")
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(identity, ERROR, "duplicate of an earlier trial of this unit; not run")
+            storage.set_trial_state_values(identity, TrialState.FAIL)  # not Study.tell: the sampler never saw it
     return None
 
 
@@ -232,15 +235,16 @@ def _heartbeat(storage, trial_id: int, interval: int | None):
 
 def _run(study: optuna.Study, claimed: FrozenTrial, run: Runner, retry: Retry, interval: int | None) -> None:
     """Run one claimed attempt and tell the study how it ended."""
-    trial = optuna.Trial(study, claimed._trial_id)  # noqa: SLF001
+    storage, identity = storage_of(study), trial_id(study, claimed)
+    trial = optuna.Trial(study, identity)
     trial.set_user_attr(WORKER, worker_name())
     try:
-        with _heartbeat(study._storage, claimed._trial_id, interval):  # noqa: SLF001
+        with _heartbeat(storage, identity, interval):
             value = run(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
     except BaseException as error:  # the unit failed, or this worker is being stopped (Ctrl-C): hand it back
-        before = copy.deepcopy(study._storage.get_trial(claimed._trial_id))  # noqa: SLF001 (what the retry copies)
+        before = copy.deepcopy(storage.get_trial(identity))  # what the retry copies (without the error)
         try:
             trial.set_user_attr(ERROR, f"{type(error).__name__}: {error}")
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)

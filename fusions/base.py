@@ -30,8 +30,10 @@ class Fusion(nn.Module):
     """Base class: subclasses implement ``fuse(xs, masks) -> FusionOutput`` and set ``out_dim``.
 
     Class attributes a subclass may override:
-    ``decision_level``: the fusion owns its prediction heads (built with ``num_outputs``); the predictor
-    adds no head on top. ``head``: the head the predictor puts on top (``"mlp"`` or ``"linear"``).
+    ``decision_level``: the fusion's output is the prediction: it owns its output layers (built with
+    ``num_outputs``: late fusion's per-modality heads, TFN's and LMF's output layers as their authors' code
+    builds them); the predictor adds no head on top. ``head``: the head the predictor puts on top (``"mlp"`` or
+    ``"linear"``).
     ``aux_weight`` (instance): weight of the auxiliary loss on ``states[0]``; 0 means no auxiliary head.
     """
 
@@ -61,6 +63,12 @@ class Fusion(nn.Module):
         combination of which builds. Each fusion declares its own next to its definition."""
         name = getattr(cls, "registered_name", cls.__name__)
         raise ValueError(f"fusion {name!r} declares no search space; add a search_space classmethod to its class")
+
+    def param_groups(self) -> list[dict]:
+        """Parameters that train at their own learning rate: dicts with ``params`` (parameters of this fusion)
+        and ``lr_scale`` (the factor on the protocol's learning rate, > 0); parameters in no group train at the
+        protocol's rate. ``Predictor.param_groups`` turns them into optimiser groups. Default: none."""
+        return []
 
     @property
     def n_modalities(self) -> int:

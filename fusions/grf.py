@@ -226,7 +226,7 @@ class GatedRecurrentFusion(Fusion):
         divides every d_model), dropout 0-0.3, the auxiliary weight 0-1, and the modality order: any
         permutation of the names, as ``"text>vision>audio"`` (up to 6 modalities, 720 orders; with more the
         order is not searched)."""
-        from itertools import permutations  # noqa: PLC0415
+        from itertools import permutations
 
         hparams = transformer_space(trial, [32, 64, 128], [1, 2, 4, 8], max_layers=4)
         hparams["aux_weight"] = trial.suggest_float("aux_weight", 0.0, 1.0)

@@ -44,6 +44,24 @@ class Predictor(nn.Module):
         self.aux_weight = float(fusion.aux_weight)
         self.aux_head = mlp_head(fusion.out_dim, num_outputs, dropout) if self.aux_weight > 0 else None
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser parameter groups at base learning rate ``lr``: first every other parameter at ``lr``, then each
+        group the fusion declares (``Fusion.param_groups``) at ``lr * lr_scale``. Raises ``ValueError`` when a
+        declared group holds a parameter twice or one that is not the predictor's, or its ``lr_scale`` is not
+        positive."""
+        own = {id(p) for p in self.parameters()}
+        claimed: set[int] = set()
+        scaled = []
+        for group in self.fusion.param_groups():
+            params, scale = list(group["params"]), group["lr_scale"]
+            if not scale > 0 or any(id(p) in claimed or id(p) not in own for p in params):
+                raise ValueError(f"{type(self.fusion).__name__}.param_groups: each parameter of the model in at "
+                                 f"most one group, lr_scale > 0; got lr_scale={scale}")
+            claimed.update(id(p) for p in params)
+            scaled.append({"params": params, "lr": lr * scale})
+        rest = [p for p in self.parameters() if id(p) not in claimed]
+        return [group for group in [{"params": rest, "lr": lr}, *scaled] if group["params"]]
+
     def forward(self, xs: list[Tensor], masks: list[Tensor]) -> Prediction:
         fused = self.fusion.forward_with_states(xs, masks)
         aux = self.aux_head(fused.states[0]) if self.aux_head is not None else None
@@ -51,12 +69,16 @@ class Predictor(nn.Module):
 
 
 def build_predictor(
-    name: str, dims: list[int], task: str = "regression", num_classes: int | None = None, **hparams
+    name: str, dims: list[int], task: str = "regression", num_classes: int | None = None,
+    task_label_range: tuple[float, float] | None = None, **hparams,
 ) -> Predictor:
     """Build fusion ``name`` with ``hparams`` and put the task's head on it.
 
     ``task``: ``"regression"`` (1 output) or ``"classification"`` (``num_classes`` outputs). The head's dropout
-    is the fusion's ``dropout`` hyperparameter (or its default).
+    is the fusion's ``dropout`` hyperparameter (or its default). A decision-level fusion gets ``num_outputs``, and
+    where it takes a ``label_range`` (TFN, which bounds its output to it) ``task_label_range``, the task's
+    ``(low, high)`` labels (None: unbounded), unless ``hparams`` give one. Every caller that rebuilds a trained
+    model passes the task's range, so the model computes what it was trained to.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
@@ -65,6 +87,8 @@ def build_predictor(
     num_outputs = 1 if task == "regression" else int(num_classes)
     if fusion_class(name).decision_level:
         hparams = {**hparams, "num_outputs": num_outputs}
+        if "label_range" in fusion_hparams(name):
+            hparams.setdefault("label_range", task_label_range)
     fusion = build_fusion(name, dims, **hparams)
     dropout = {**fusion_hparams(name), **hparams}.get("dropout", 0.0)
     return Predictor(fusion, num_outputs, float(dropout))

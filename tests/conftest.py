@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import fusions
+from tasks import registry as task_registry
 
 SHARED_MOSI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mosi"
 
@@ -39,6 +40,13 @@ def random_modalities(
 @pytest.fixture(params=fusions.list_fusions())
 def fusion_name(request) -> str:
     return request.param
+
+
+@pytest.fixture
+def scratch_tasks(monkeypatch):
+    """The task and metric registries (``tasks``), restored after the test: it may register toy ones freely."""
+    monkeypatch.setattr(task_registry, "_TASKS", dict(task_registry._TASKS))
+    monkeypatch.setattr(task_registry, "_METRICS", dict(task_registry._METRICS))
 
 
 @pytest.fixture

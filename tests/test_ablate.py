@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.ablate import GROUPS, ablations, run_ablation
-from benchmarks.run import RunSpec
+from benchmarks.experiment import RunSpec
 from tests.test_run import TINY_CONFIG
 
 

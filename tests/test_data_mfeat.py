@@ -35,7 +35,7 @@ def test_shipped_file_holds_all_six_views_2000_rows_200_per_class():
 
 def test_load_all_views_as_length_one_sequences(full):
     assert full.modality_names == list(VIEWS) and full.dims == [DIMS[v] for v in VIEWS]
-    assert full.task == "classification" and full.num_classes == 10
+    assert full.task == "multiclass" and full.num_classes == 10
     assert full.info["counts"] == {"train": 1200, "valid": 400, "test": 400}
     ids = [i for split in full.splits.values() for i in split.ids]
     assert sorted(ids) == sorted(f"mfeat_{row}" for row in range(2000))  # disjoint splits covering every row

@@ -24,9 +24,14 @@ from analysis.report import write_report
 from analysis.significance import per_sample_tests, rank_tests, usable_metrics
 from analysis.tables import markdown_table, per_seed_table, terminal_table
 from benchmarks.cli import run_cli
-from benchmarks.metrics import REGRESSION_METRICS, nearly_constant, regression_metrics
 from benchmarks.run import main as run_main
+from tasks import get_task, nearly_constant
 from tests.test_run import TINY_CONFIG
+
+
+def sentiment_metrics(labels, predictions) -> dict[str, float]:
+    return get_task("sentiment").score(labels, predictions)
+
 
 # Accuracies on 24 test samples that differ from the baseline's by one sample on both seeds: 15/24 - 14/24 and
 # 14/24 - 13/24 are equal, but the two float subtractions differ in the last bit.
@@ -36,7 +41,7 @@ ONE_SAMPLE_BETTER = ([0.625, 0.5833333333333334], [0.5833333333333334, 0.5416666
 def write_run(folder: Path, predictions: dict[tuple[str, int], np.ndarray], labels: np.ndarray,
               failed: dict[tuple[str, int], str] | None = None) -> Path:
     """A benchmarks.run output folder made by hand: per (fusion, seed) test predictions ``[N]`` on ``labels``
-    ``[N]``, their records computed by ``benchmarks.metrics``; each failed cell a record with status "failed",
+    ``[N]``, their records computed by task ``sentiment``; each failed cell a record with status "failed",
     NaN metrics and its error, and no files (as the runner stores one)."""
     rows = []
     for (fusion, seed), prediction in predictions.items():
@@ -45,10 +50,10 @@ def write_run(folder: Path, predictions: dict[tuple[str, int], np.ndarray], labe
         pd.DataFrame({"id": np.arange(len(labels)), "label": labels, "prediction": prediction}).to_csv(
             cell / "predictions.csv", index=False)
         rows.append({"fusion": fusion, "seed": seed, "config_hash": f"hash{fusion}", "dataset": "handmade",
-                     "status": "done", "error": "", **regression_metrics(labels, prediction)})
+                     "status": "done", "error": "", **sentiment_metrics(labels, prediction)})
     for (fusion, seed), error in (failed or {}).items():
         rows.append({"fusion": fusion, "seed": seed, "config_hash": f"hash{fusion}", "dataset": "handmade",
-                     "status": "failed", "error": error, **dict.fromkeys(REGRESSION_METRICS, np.nan)})
+                     "status": "failed", "error": error, **dict.fromkeys(get_task("sentiment").metrics, np.nan)})
     pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
     return folder
 
@@ -69,19 +74,19 @@ def test_corr_of_predictions_constant_up_to_float_noise_is_nan():
     labels = np.random.default_rng(0).uniform(-3, 3, 50)
     for offset in (0.1, 0.0):  # noise on a constant, also on a constant 0 (then the labels give the scale)
         noisy = offset + 1e-8 * labels  # spread ~6e-8, perfectly correlated noise
-        assert math.isnan(regression_metrics(labels, noisy)["corr"])
-    assert math.isnan(regression_metrics(labels, np.float32(0.3) + np.zeros(50, np.float32))["corr"])
+        assert math.isnan(sentiment_metrics(labels, noisy)["corr"])
+    assert math.isnan(sentiment_metrics(labels, np.float32(0.3) + np.zeros(50, np.float32))["corr"])
     small = 0.1 + 1e-3 * labels  # a real, if small, signal keeps its correlation
-    assert regression_metrics(labels, small)["corr"] == pytest.approx(1.0)
+    assert sentiment_metrics(labels, small)["corr"] == pytest.approx(1.0)
     assert nearly_constant([0.3, 0.3 + 2e-6]) and not nearly_constant([0.3, 0.3 + 5e-6])
     assert nearly_constant([1e-8, -1e-8], scale=3.0) and not nearly_constant([1e-8, -1e-8])
 
 
 def test_metrics_of_all_zero_labels_and_of_one_sample():
-    zero = regression_metrics(np.zeros(6), np.linspace(-1, 1, 6))
+    zero = sentiment_metrics(np.zeros(6), np.linspace(-1, 1, 6))
     assert all(math.isnan(zero[m]) for m in ("corr", "acc2_non0", "f1_non0"))
     assert zero["acc2_has0"] == pytest.approx(0.5) and zero["f1_has0"] == pytest.approx(2 * 0.5 / 1.5)
-    one = regression_metrics(np.array([1.0]), np.array([-0.5]))
+    one = sentiment_metrics(np.array([1.0]), np.array([-0.5]))
     assert math.isnan(one["corr"]) and one["acc2_has0"] == 0.0 and one["f1_non0"] == 0.0
 
 
@@ -276,7 +281,7 @@ def test_per_sample_tests_skip_pairs_without_a_common_seed():
     frame = pd.DataFrame([{"fusion": f, "seed": s, "id": i, "label": y, "prediction": y + 0.1 * (k + 1) * (i - 1)}
                           for k, (f, s) in enumerate((("a", 0), ("a", 1), ("b", 0), ("c", 1)))
                           for i, y in enumerate(labels)])
-    result = per_sample_tests(frame, "regression", ["a", "b", "c"], n_resamples=99)
+    result = per_sample_tests(frame, "sentiment", ["a", "b", "c"], n_resamples=99)
     pairs = set(zip(result["fusion_a"], result["fusion_b"], result["seed"]))
     assert pairs == {("a", "b", "0"), ("a", "c", "1")}  # no seed common to all three: no averaged predictions
 

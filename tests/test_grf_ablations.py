@@ -12,7 +12,7 @@ from torch import nn
 import fusions
 from benchmarks import cost
 from benchmarks.config import resolve
-from benchmarks.run import RunSpec, build_config
+from benchmarks.experiment import RunSpec, build_config
 from benchmarks.train import resolve_hparams
 from fusions.grf import GatedFusionUnit
 from fusions.layers import sinusoidal_table

@@ -21,12 +21,13 @@ import pytest
 from optuna.trial import TrialState
 
 from benchmarks.cli import run_cli
+from benchmarks.experiment import RunSpec
 from benchmarks.grid import RECORD, run_grid
 from benchmarks.journal_claims import Claims
-from benchmarks.metrics import REGRESSION_METRICS
-from benchmarks.run import RunSpec, main, run_benchmark
+from benchmarks.run import main, run_benchmark
 from benchmarks.studies import StorageSpec, open_study
 from benchmarks.workqueue import ERROR, UNIT, WORKER, attempts, enqueue, last_attempts, work
+from tasks import get_task
 from tests.test_run import TINY_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def test_grid_on_sqlite_gives_the_records_of_a_local_run(tmp_path):
                    out=str(tmp_path / "worker"))
     shared = run_grid(spec, storage, quiet=True, report=False)
     local = run_benchmark(RunSpec(**{**spec.__dict__, "out": str(tmp_path / "local")}), quiet=True, report=False)
-    columns = ["fusion", "seed", "config_hash", *REGRESSION_METRICS, "epochs", "best_epoch"]
+    columns = ["fusion", "seed", "config_hash", *get_task("sentiment").metrics, "epochs", "best_epoch"]
     pd.testing.assert_frame_equal(shared[columns], local[columns])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "worker" / "runs.csv")[columns], local[columns])
 

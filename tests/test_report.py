@@ -22,14 +22,12 @@ import torch
 from torch import nn
 
 from analysis import stats
-from analysis.checkpoints import DatasetCache, StoredCell, load_cell, stored_prediction_gap
 from analysis.claims import silhouette_claims
-from analysis.embeddings import StatePanel, silhouette, silhouette_frame, state_classes
 from analysis.plots import metric_vs_modalities
 from analysis.records import primary_setting
 from analysis.report import main as report_main
 from analysis.report import write_report
-from analysis.robustness import NOISE_LEVELS, feature_std, robustness_curves, robustness_summary, unit_noise
+from analysis.robustness import robustness_summary
 from analysis.tables import (
     SIGNIFICANCE_LEVELS,
     latex_table,
@@ -37,9 +35,15 @@ from analysis.tables import (
     significance_legend,
     significance_markers,
 )
+from benchmarks import scaling
 from benchmarks.cli import run_cli
 from benchmarks.data import Dataset, Split
-from benchmarks.run import RunSpec, parse_args, run_benchmark
+from benchmarks.experiment import RunSpec
+from benchmarks.probes import measure_probes
+from benchmarks.probes.checkpoints import DatasetCache, StoredCell, load_cell, stored_prediction_gap
+from benchmarks.probes.embeddings import sample_classes, silhouette
+from benchmarks.probes.robustness import NOISE_LEVELS, feature_std, robustness_curves, unit_noise
+from benchmarks.run import parse_args, run_benchmark
 from fusions import Prediction
 from tests.test_run import TINY_CONFIG
 
@@ -63,11 +67,15 @@ def tiny_run(tmp_path_factory) -> Path:
     out = folder / "run"
     spec = RunSpec(fusions=FUSIONS, seeds=[0, 1], epochs=2, config_file=str(config), out=str(out))
     run_benchmark(spec, quiet=True, report=False)
-    pd.DataFrame([  # a hand-made benchmarks.scaling record: parameters ~ n for grf, ~ n^2 for pairwise
+    hand_made = pd.DataFrame([  # benchmarks.scaling records: parameters ~ n for grf, ~ n^2 for pairwise
         {"fusion": fusion, "n_modalities": n, "seq_len": 8, "d_model": 8, "batch_size": 4, "device": "cpu",
          "status": "ok", "params": 1000 * n ** power}
         for fusion, power in (("grf", 1), ("pairwise", 2)) for n in (2, 4, 8, 16)
-    ]).to_csv(out / "scaling.csv", index=False)
+    ]).reindex(columns=list(scaling.columns()))
+    scaling.write_outputs(hand_made, folder / "sweep", figures=False)  # scaling.csv and its scaling_meta.json
+    for name in ("scaling.csv", "scaling_meta.json"):
+        shutil.copy(folder / "sweep" / name, out / name)
+    measure_probes(out, device="cpu")
     write_report(out, metrics=METRICS, quiet=True)
     return out
 
@@ -125,7 +133,8 @@ def test_report_writes_every_table_figure_and_statistic_and_indexes_them(tiny_ru
                     "Per test sample", "Embeddings", "Robustness", "Not in this report"):
         assert section in index, section
     assert "runs.csv holds one modality count" in index and "baseline grf" in index
-    exponents = pd.read_csv(report / "stats" / "scaling_exponents.csv").set_index("fusion")["k"]
+    exponents = pd.read_csv(report / "stats" / "scaling_exponents.csv").query("measure == 'params'")
+    exponents = exponents.set_index("fusion")["k"]
     assert exponents["grf"] == pytest.approx(1.0) and exponents["pairwise"] == pytest.approx(2.0)
 
 
@@ -216,20 +225,19 @@ def test_silhouette_rises_over_steps_built_to_separate_the_classes():
     """States whose class signal grows with each step: the silhouette (full 16-d space) must rise."""
     rng = np.random.default_rng(0)
     labels = rng.normal(size=400)
-    classes = state_classes(labels, "regression")
+    classes = sample_classes(labels, "sentiment").index
     assert set(classes) == {0, 1} and (classes == (labels >= 0)).all()
     direction = rng.normal(size=16)
     direction /= np.linalg.norm(direction)
     panels = []
     for step, signal in enumerate([0.2, 1.0, 4.0], start=1):
         states = rng.normal(size=(400, 16)) + signal * np.where(classes[:, None] == 1, 1.0, -1.0) * direction
-        panels.append(StatePanel("grf", 0, step, f"step {step}", states, silhouette(states, classes)))
-    scores = [panel.silhouette for panel in panels]
+        panels.append({"fusion": "grf", "seed": 0, "step": step, "state": f"step {step}", "n_samples": 400,
+                       "dim": 16, "silhouette": silhouette(states, classes)})  # a row of probes/silhouettes.csv
+    scores = [panel["silhouette"] for panel in panels]
     assert scores[0] < scores[1] < scores[2] and scores[0] < 0.1 and scores[2] > 0.4
-    frame = silhouette_frame(panels)
-    assert frame[["step", "dim", "n_samples"]].values.tolist() == [[1, 16, 400], [2, 16, 400], [3, 16, 400]]
-    assert "rising at every step" in silhouette_claims(frame, "sign")[0]
-    assert np.isnan(silhouette(panels[0].states, np.zeros(400, dtype=int)))  # one class: undefined
+    assert "rising at every step" in silhouette_claims(pd.DataFrame(panels), "sign")[0]
+    assert np.isnan(silhouette(states, np.zeros(400, dtype=int)))  # one class: undefined
 
 
 class MeanOfFirstFeature(nn.Module):
@@ -252,7 +260,7 @@ def _exact_cell() -> StoredCell:
         return Split(xs=xs, masks=[mask, mask.clone()], labels=labels, ids=[f"s{i}" for i in range(n)])
 
     data = Dataset(name="exact", train=split(200), valid=split(20), test=split(100), modality_names=["a", "b"],
-                   task="regression")
+                   task="sentiment")
     return StoredCell("mean", 0, MeanOfFirstFeature(), data, torch.device("cpu"), 64)
 
 

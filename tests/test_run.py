@@ -17,12 +17,14 @@ import torch
 
 from benchmarks.config import ConfigError, Protocol, resolve
 from benchmarks.data import make_synthetic
-from benchmarks.metrics import REGRESSION_METRICS
-from benchmarks.run import RunSpec, build_config, run_benchmark
-from benchmarks.store import cell_dir
+from benchmarks.experiment import RunSpec, build_config
+from benchmarks.run import run_benchmark
 from benchmarks.train import build_cell_model, evaluate, lr_factor, train_cell
+from records.layout import cell_dir
+from tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
+SENTIMENT_METRICS = get_task("sentiment").metrics
 
 TINY_CONFIG = """
 [protocol]
@@ -85,13 +87,13 @@ def test_cli_end_to_end_writes_every_file_and_column(tmp_path, tiny_config):
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4 and sorted(zip(runs.fusion, runs.seed)) == [("concat", 0), ("concat", 1), ("grf", 0),
                                                                      ("grf", 1)]
-    expected = ["fusion", "seed", "dataset", "n_train", "n_valid", "n_test", *REGRESSION_METRICS, "params",
+    expected = ["fusion", "seed", "dataset", "n_train", "n_valid", "n_test", *SENTIMENT_METRICS, "params",
                 "train_seconds", "epochs", "best_epoch", "config_hash", "valid_mae", "device", "status", "error"]
     assert set(expected) <= set(runs.columns)
     assert (runs.status == "done").all() and runs.error.isna().all()
     assert (runs[["n_train", "n_valid", "n_test"]] == [48, 24, 24]).all().all()
     assert (runs.epochs == 2).all() and runs.best_epoch.between(1, 2).all() and (runs.params > 0).all()
-    assert runs[[m for m in REGRESSION_METRICS if m != "corr"]].notna().all().all()  # corr: NaN if constant
+    assert runs[[m for m in SENTIMENT_METRICS if m != "corr"]].notna().all().all()  # corr: NaN if constant
 
     meta = json.loads((out / "meta.json").read_text())
     assert {"command", "versions", "git", "device", "device_name", "time_utc", "dataset", "cells"} <= set(meta)
@@ -114,7 +116,7 @@ def test_cli_end_to_end_writes_every_file_and_column(tmp_path, tiny_config):
         cell = resolve({"fusions": {row.fusion: config["hparams"]}}, row.fusion, config["dataset"])
         model = build_cell_model(cell, data)
         model.load_state_dict(checkpoint["state_dict"])
-        outputs = evaluate(model, data.test, "regression", torch.device("cpu")).outputs
+        outputs = evaluate(model, data.test, "sentiment", torch.device("cpu")).outputs
         assert outputs == pytest.approx(predictions.prediction.to_numpy(), abs=1e-5)
 
     rerun = run_cli("--fusions", "grf,concat", "--seeds", "2", "--epochs", "2", "--config", str(tiny_config),
@@ -197,7 +199,7 @@ def test_killed_run_resumes_with_every_cell_once(tmp_path, tiny_config):
     killed, clean = (pd.read_csv(p / "runs.csv") for p in (out, tmp_path / "clean"))
     assert sorted(zip(killed.fusion, killed.seed)) == sorted(zip(clean.fusion, clean.seed))
     assert len(killed) == 4 and not killed.duplicated(["fusion", "seed"]).any()
-    columns = ["fusion", "seed", *REGRESSION_METRICS, "epochs", "best_epoch"]
+    columns = ["fusion", "seed", *SENTIMENT_METRICS, "epochs", "best_epoch"]
     pd.testing.assert_frame_equal(killed[columns], clean[columns])
 
 

@@ -21,12 +21,13 @@ import benchmarks.config
 import benchmarks.train
 from benchmarks.cli import CellsFailed, run_cli
 from benchmarks.config import Variant, fit_to_modalities, load_preset, merge_layers, resolve, value_source
+from benchmarks.experiment import RunSpec, config_layers
 from benchmarks.grid import run_grid
-from benchmarks.run import RunSpec, config_layers, main, run_benchmark
-from benchmarks.store import cell_dir
+from benchmarks.run import main, run_benchmark
 from benchmarks.studies import StorageSpec
 from benchmarks.train import Diverged, build_cell_model, evaluate, train_cell
 from benchmarks.workqueue import attempts
+from records.layout import cell_dir
 from tests import mosi_fixtures
 from tests.test_run import TINY_CONFIG, _cell
 
@@ -108,12 +109,12 @@ def test_non_finite_class_scores_are_not_scored():
     for split in data.splits.values():
         split.labels = (split.labels > 0).long()
     data = type(data)(name="toy", train=data.train, valid=data.valid, test=data.test,
-                      modality_names=data.modality_names, task="classification", num_classes=2)
+                      modality_names=data.modality_names, task="multiclass", num_classes=2)
     model = build_cell_model(cell, data)
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
     with pytest.raises(Diverged, match="24 of 24 predictions are not finite"):
-        evaluate(model, data.test, "classification", torch.device("cpu"))
+        evaluate(model, data.test, "multiclass", torch.device("cpu"))
 
 
 # --- Modality subsets against a preset (item 7) -------------------------------------------------------------

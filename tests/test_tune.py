@@ -24,7 +24,8 @@ import fusions
 from benchmarks.cli import run_cli
 from benchmarks.config import ConfigError, resolve
 from benchmarks.data import make_synthetic
-from benchmarks.run import RunSpec, build_config, load_run_dataset, run_benchmark
+from benchmarks.experiment import RunSpec, build_config, load_run_dataset
+from benchmarks.run import run_benchmark
 from benchmarks.studies import StorageSpec
 from benchmarks.train import resolve_hparams
 from benchmarks.tune import TuneSpec, main, tune

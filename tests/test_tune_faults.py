@@ -20,7 +20,8 @@ from optuna.trial import TrialState
 from benchmarks.cli import run_cli
 from benchmarks.journal_claims import Claims, judge
 from benchmarks.studies import StorageSpec, open_study
-from benchmarks.tune import DEFINITION, Session, TuneSpec, main, sample_overrides, tune, write_results
+from benchmarks.study_definition import DEFINITION
+from benchmarks.tune import Session, TuneSpec, main, sample_overrides, tune, write_results
 from benchmarks.workqueue import ERROR, UNIT, WORKER, attempts, enqueue, work
 from tests.test_run import TINY_CONFIG
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from benchmarks.cli import run_cli
+from records.cli import run_cli
 
 from . import main
 

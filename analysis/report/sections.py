@@ -8,20 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from benchmarks.cli import resolve_device
-from benchmarks.metrics import higher_is_better, main_metric
-from benchmarks.store import atomic_write_csv, atomic_write_text
+from records.io import atomic_write_csv, atomic_write_text
+from records.layout import probes_dir
+from records.schema import VERSION_COLUMN, SchemaError, read_document, read_table
+from tasks import get_task, higher_is_better
 
 from .. import claims, plots, stats
 from ..cd_diagram import plot_cd_diagram
-from ..checkpoints import DatasetCache, load_cell, stored_prediction_gap
-from ..embeddings import cell_panels, class_names, plot_embeddings, silhouette_frame, state_classes
+from ..cost_curves import fit_exponents, plot_scaling, read_cost_records
+from ..embeddings import plot_embeddings
 from ..records import RunFolder, failed_cells
-from ..robustness import NOISE_LEVELS, plot_robustness, robustness_curves, robustness_summary
-from ..scaling import fit_exponents, plot_scaling
+from ..robustness import noise_levels, plot_robustness, robustness_summary
 from ..significance import per_sample_tests, rank_tests
 from ..tables import (
     latex_table,
@@ -36,8 +35,8 @@ from .index import Index
 __all__ = [
     "REPRODUCTION_TOLERANCE",
     "Context",
-    "checkpoint_analyses",
     "cost_scaling",
+    "probe_analyses",
     "rank_statistics",
     "record_figures",
     "sample_statistics",
@@ -65,7 +64,7 @@ class Context:
 def _lead_metric(ctx: Context) -> str | None:
     """The metric of single-metric figures: the task's main metric when tested, else the first tested one (None
     when no metric has a value)."""
-    main = main_metric(ctx.run.task)
+    main = get_task(ctx.run.task).main_metric
     return main if main in ctx.tested else next(iter(ctx.tested), None)
 
 
@@ -166,8 +165,7 @@ def record_figures(ctx: Context, curves: pd.DataFrame) -> None:
     index.figure(plots.seed_distribution(ctx.records, shown, out / "figures" / "seeds"),
                  f"every seed's {', '.join(shown) or 'metric'} per fusion over a box of their spread")
     if not curves.empty:
-        # Regression's validation loss is the L1 loss, i.e. the validation MAE: the third panel shows corr instead.
-        columns = ["train_loss", "valid_loss", "valid_corr" if ctx.run.task == "regression" else "valid_accuracy"]
+        columns = ["train_loss", "valid_loss", f"valid_{get_task(ctx.run.task).learning_curve_metric}"]
         index.figure(plots.learning_curves(curves, columns, out / "figures" / "curves"),
                      f"{', '.join(c.replace('_', ' ') for c in columns)} per epoch, one line per seed")
     counts = ctx.run.records["n_modalities"].nunique() if "n_modalities" in ctx.run.records.columns else 1
@@ -180,60 +178,70 @@ def record_figures(ctx: Context, curves: pd.DataFrame) -> None:
                             if counts <= 1 else "the metric against the number of modalities: no metric has a value")
 
 
-def checkpoint_analyses(ctx: Context, cell_seeds: int | None, device: str) -> None:
-    """Embeddings (silhouettes, projections) and robustness from the stored checkpoints of the first
-    ``cell_seeds`` seeds of each fusion (all seeds when None)."""
-    records = trained_records(ctx)
-    if records.empty:
-        ctx.index.absent.append("embeddings and robustness: no cell trained")
+def probe_analyses(ctx: Context, cell_seeds: int | None) -> None:
+    """Embeddings (silhouettes, projections) and robustness of the first ``cell_seeds`` seeds of each fusion (all
+    when None), as ``benchmarks.probe`` measured them from the stored checkpoints (``<run>/probes/``).
+
+    Absent, with one line saying why or which command measures them: no measurement, one that found nothing to
+    measure (its ``reason``), or fewer current cells measured than asked (those measured are still drawn). A
+    measured cell whose ``config_hash`` is no longer the trained cell's of ``runs.csv`` is out of date and left out.
+    """
+    folder, index, trained = probes_dir(ctx.run.path), ctx.index, trained_records(ctx)
+    command = f"`python -m benchmarks.probe {ctx.run.path} --cell-seeds {cell_seeds or 'all'}`"
+    if trained.empty:
+        index.absent.append("embeddings and robustness: no cell trained")
         return
-    rows = pd.concat([records[records["fusion"] == fusion].sort_values("seed").head(cell_seeds or len(records))
-                      for fusion in dict.fromkeys(records["fusion"])])
-    missing = [f"{row['fusion']} seed {row['seed']}" for _, row in rows.iterrows()
-               if not (ctx.run.cell_folder(row) / "checkpoint.pt").is_file()]
-    if missing:
-        ctx.index.absent.append(f"embeddings and robustness: no checkpoint.pt for {', '.join(missing)}")
+    if not (folder / "meta.json").is_file():
+        index.absent.append(f"embeddings and robustness: not measured; {command} measures them from the stored "
+                            "checkpoints")
         return
-    datasets, panels, curves, classes = DatasetCache(), [], [], None
-    device = resolve_device(device)
-    for _, row in rows.iterrows():
-        folder = ctx.run.cell_folder(row)
-        try:
-            cell = load_cell(folder, datasets, device)
-        except ValueError as error:
-            ctx.index.absent.append(f"embeddings and robustness: {error}")
-            return
-        cell_classes = state_classes(cell.data.test.labels.numpy(), ctx.run.task)
-        if classes is None:
-            classes = cell_classes
-        elif not np.array_equal(classes, cell_classes):
-            raise ValueError(f"{row['fusion']} seed {row['seed']} was tested on other samples than the first cell")
-        evaluation = cell.evaluate(keep_states=True)
-        gap = stored_prediction_gap(folder, evaluation)
-        if gap > REPRODUCTION_TOLERANCE:
-            ctx.index.warnings.append(
-                f"{cell.fusion} seed {cell.seed}: its checkpoint no longer reproduces its stored test predictions "
-                f"(largest difference {gap:.3g}): the model code or the dataset changed after training, so the "
-                "embeddings and robustness of this cell describe the current code and data with the stored "
-                "weights; rerun the cell.")
-        panels += cell_panels(cell, evaluation.states, classes)
-        curves.append(robustness_curves(cell))
-    _embeddings(ctx, panels, classes)
-    _robustness(ctx, pd.concat(curves, ignore_index=True))
+    meta = read_document(folder / "meta.json")
+    if meta.get("reason"):
+        index.absent.append(f"embeddings and robustness: {meta['reason']}")
+        return
+    current = trained[["fusion", "seed", "config_hash"]].astype({"config_hash": str})
+    measured = _read_probe(folder, "probed_cells.csv").merge(current, how="inner")
+    cells = measured.groupby("fusion", sort=False).head(cell_seeds or len(measured))
+    asked = trained.groupby("fusion", sort=False).size().clip(upper=cell_seeds or len(trained))
+    have = cells.groupby("fusion").size().reindex(asked.index, fill_value=0)
+    if (have < asked).any():
+        short = ", ".join(f"{fusion} ({have[fusion]} of {asked[fusion]} seeds)" for fusion in asked.index
+                          if have[fusion] < asked[fusion])
+        index.absent.append(f"embeddings and robustness of {short}: not measured for the current cells; {command} "
+                            "measures them")
+    if cells.empty:
+        return
+    for cell in cells[cells["reproduction_gap"] > REPRODUCTION_TOLERANCE].itertuples():
+        index.warnings.append(
+            f"{cell.fusion} seed {cell.seed}: its checkpoint no longer reproduces its stored test predictions "
+            f"(largest difference {cell.reproduction_gap:.3g}): the model code or the dataset changed after "
+            "training, so the embeddings and robustness of this cell describe the current code and data with the "
+            "stored weights; rerun the cell.")
+    keys = cells[["fusion", "seed"]]
+    _embeddings(ctx, _read_probe(folder, "silhouettes.csv").merge(keys), _read_probe(folder, "embeddings.csv").merge(
+        keys), meta["classes"])
+    _robustness(ctx, _read_probe(folder, "robustness.csv").merge(keys))
 
 
-def _embeddings(ctx: Context, panels: list, classes: np.ndarray) -> None:
-    """Silhouettes CSV, the projection figure and the separability claims of the cells' states."""
-    out, task = ctx.out, ctx.run.task
-    by = "sentiment sign (negative < 0 vs non-negative >= 0)" if task == "regression" else "class"
-    silhouettes = silhouette_frame(panels)
+def _read_probe(folder: Path, name: str) -> pd.DataFrame:
+    """One of the probes' CSVs in today's format (``records.schema``), without its version column; a
+    ``config_hash`` as text."""
+    frame = read_table(folder / name).drop(columns=VERSION_COLUMN)
+    return frame.astype({"config_hash": str}) if "config_hash" in frame.columns else frame
+
+
+def _embeddings(ctx: Context, silhouettes: pd.DataFrame, points: pd.DataFrame, classes: dict) -> None:
+    """Silhouettes CSV, the projection figure and the separability claims of the cells' states; ``classes``:
+    the ``description`` and ``names`` of the classes (the probes' ``meta.json``)."""
+    out, by = ctx.out, classes["description"]
     atomic_write_csv(out / "stats" / "silhouettes.csv", silhouettes)
     ctx.index.file(out / "stats" / "silhouettes.csv", f"silhouette score by {by} of each fused state on the test "
                                                       "set (fusion, seed, step), in the full state space")
-    ctx.index.figure(plot_embeddings(panels, classes, class_names(task, classes), out / "figures" / "embeddings"),
+    ctx.index.figure(plot_embeddings(points, silhouettes, classes["names"], out / "figures" / "embeddings"),
                      "test-set states after each GRF step and the other fusions' final representation: PCA and "
                      "t-SNE, coloured by class, silhouette in each title",
-                     empty=f"a 2-d projection needs at least 2 test samples; the test split has {len(classes)}")
+                     empty="a 2-d projection needs at least 2 test samples; the test split has "
+                           f"{int(silhouettes['n_samples'].iloc[0])}")
     ctx.index.claims("Embeddings: class separability of the fused states",
                      claims.silhouette_claims(silhouettes, by))
 
@@ -241,39 +249,44 @@ def _embeddings(ctx: Context, panels: list, classes: np.ndarray) -> None:
 def _robustness(ctx: Context, curves: pd.DataFrame) -> None:
     """Robustness CSVs, tables (area under the noise curves, dropped modalities), figure and claims."""
     out, metric = ctx.out, curves["metric"].iloc[0]
+    higher = higher_is_better(metric)
     summary = robustness_summary(curves)
     atomic_write_csv(out / "stats" / "robustness.csv", curves)
     atomic_write_csv(out / "stats" / "robustness_summary.csv", summary)
     columns = [c for c in summary.columns if c not in ("fusion", "seed")]
-    higher = {c: higher_is_better(metric) for c in columns}
     caption = (f"{metric} on the test set: clean; area under the curve of {metric} against Gaussian noise of "
-               f"{', '.join(f'{x:g}' for x in NOISE_LEVELS)} x the feature std on one modality (trapezoid, divided by "
-               f"the range of levels); and with one modality's features set to zero.")
-    atomic_write_text(out / "tables" / "robustness.md", markdown_table(summary, columns, higher=higher,
-                                                                      legend=caption))
-    atomic_write_text(out / "tables" / "robustness.tex", latex_table(summary, columns, higher=higher,
-                                                                     caption=caption, label="tab:robustness"))
+               f"{', '.join(f'{x:g}' for x in noise_levels(curves))} x the feature std on one modality (trapezoid, "
+               "divided by the range of levels); and with one modality's features set to zero.")
+    atomic_write_text(out / "tables" / "robustness.md", markdown_table(
+        summary, columns, higher=dict.fromkeys(columns, higher), legend=caption))
+    atomic_write_text(out / "tables" / "robustness.tex", latex_table(
+        summary, columns, higher=dict.fromkeys(columns, higher), caption=caption, label="tab:robustness"))
     ctx.index.file(out / "stats" / "robustness.csv", f"{metric} per fusion, seed, modality, noise level (and drop)")
     ctx.index.file(out / "stats" / "robustness_summary.csv", "per fusion and seed: clean metric, area under each "
                                                              "noise curve, metric with each modality dropped")
     ctx.index.file(out / "tables" / "robustness.md", "robustness table (Markdown): mean ± std over the seeds "
                                                      "analysed, best in bold")
     ctx.index.file(out / "tables" / "robustness.tex", "the same robustness table in LaTeX (booktabs)")
-    ctx.index.figure(plot_robustness(curves, out / "figures" / "robustness"),
+    ctx.index.figure(plot_robustness(curves, out / "figures" / "robustness", higher),
                      f"{metric} against noise on each modality, and with each modality dropped, per fusion")
     ctx.index.claims("Robustness: a noisy or missing modality at test time",
-                     claims.robustness_claims(summary, metric, higher_is_better(metric)))
+                     claims.robustness_claims(summary, metric, higher))
 
 
 def cost_scaling(ctx: Context) -> None:
     """Cost against the number of modalities from ``scaling.csv`` (``benchmarks.scaling``): the fitted exponents
-    and the log-log figures of ``analysis.scaling``."""
-    records = pd.read_csv(ctx.run.path / "scaling.csv")
-    exponents = fit_exponents(records)
+    and the log-log figures of ``analysis.cost_curves``, of the measures recorded beside it (``scaling_meta.json``);
+    records that cannot be read that way (an older sweep's, without its measures) are listed as absent, with why."""
+    try:
+        records, measures = read_cost_records(ctx.run.path)
+    except SchemaError as error:
+        ctx.index.absent.append(f"scaling plots: {error}")
+        return
+    exponents = fit_exponents(records, measures)
     atomic_write_csv(ctx.out / "stats" / "scaling_exponents.csv", exponents)
     ctx.index.file(ctx.out / "stats" / "scaling_exponents.csv", "fitted exponent k of cost ~ n^k per fusion, "
                                                                 "setting and measure, with its 95% interval")
-    paths = plot_scaling(records, exponents, ctx.out / "figures" / "scaling")
+    paths = plot_scaling(records, exponents, ctx.out / "figures" / "scaling", measures)
     for png, pdf in zip(paths[::2], paths[1::2]):
         ctx.index.figure([png, pdf], "cost against the number of modalities, log-log, fitted k per fusion")
 

@@ -15,7 +15,7 @@ One module per level, each with its own inputs; every name is importable from ``
   :func:`paired_bootstrap_accuracy`, :func:`mcnemar_exact`): paired bootstrap of the MAE and accuracy differences,
   McNemar's exact test; with :func:`average_over_seeds` and :func:`align_pair` to prepare per-sample predictions.
 * :mod:`.frames` — tables from long-form records (:func:`summary_table`, :func:`comparison_table`,
-  :func:`seed_matrix`), with each metric's direction asked of ``benchmarks.metrics`` (:data:`HIGHER_IS_BETTER`).
+  :func:`seed_matrix`), with each metric's direction asked of its registration in ``tasks`` (:data:`HIGHER_IS_BETTER`).
 * :mod:`.values` — the inputs as every test reads them (:func:`snap_to_ties`).
 
 Direction conventions (the one thing to read before using the numbers):
@@ -32,7 +32,7 @@ Direction conventions (the one thing to read before using the numbers):
   difference zero, every block tied) give p = 1.0, no evidence of a difference, with a note saying so. Each
   function's docstring says what it returns in those cases. Input no test can take (empty or misaligned arrays,
   NaN values, fewer than 3 fusions for Friedman/Nemenyi) raises ``ValueError``.
-* Rounding: values that differ by at most ``benchmarks.metrics.NOISE_RTOL`` (1e-5) times their magnitude are
+* Rounding: values that differ by at most ``tasks.NOISE_RTOL`` (1e-5) times their magnitude are
   equal for every test (:func:`snap_to_ties`): zero differences, ties in ranks and zero variance are read after
   merging them, so accuracies of 2 seeds that differ from the baseline's by the same count of samples (equal but
   for the last bit of the subtraction) are "no variance", not t = 7.5e14 with p ~ 1e-15.

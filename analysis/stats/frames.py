@@ -2,8 +2,8 @@
 summary per fusion and metric (:func:`summary_table`), every fusion against a baseline with Holm's correction
 (:func:`comparison_table`), and a metric as a seeds x fusions block matrix (:func:`seed_matrix`).
 
-A metric's direction is asked of ``benchmarks.metrics`` at each look-up (:data:`HIGHER_IS_BETTER` is a view of it,
-not a copy), so a metric added there is known here.
+A metric's direction is asked of the metric registry (``tasks``) at each look-up (:data:`HIGHER_IS_BETTER` is a view
+of it, not a copy), so a metric registered there is known here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from benchmarks import metrics as _metrics
+import tasks
 
 from .correction import holm_adjust
 from .paired import PairedComparison, paired_comparison
@@ -24,24 +24,25 @@ __all__ = ["HIGHER_IS_BETTER", "comparison_table", "seed_matrix", "summary_table
 
 
 class _MetricDirections(Mapping[str, bool]):
-    """Read-only view of ``benchmarks.metrics``: each metric of ``ALL_METRICS``, in its order, -> ``True`` when a
-    higher value is better (``higher_is_better``). Nothing is copied: each look-up asks ``benchmarks.metrics``."""
+    """Read-only view of the metric registry: each registered metric (``tasks.list_metrics()``, in registration
+    order) -> ``True`` when a higher value is better (``Metric.higher_is_better``). Nothing is copied: each look-up
+    asks ``tasks``."""
 
     def __getitem__(self, metric: str) -> bool:
-        if metric not in _metrics.ALL_METRICS:
+        if metric not in tasks.list_metrics():
             raise KeyError(metric)
-        return _metrics.higher_is_better(metric)
+        return tasks.metric(metric).higher_is_better
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_metrics.ALL_METRICS)
+        return iter(tasks.list_metrics())
 
     def __len__(self) -> int:
-        return len(_metrics.ALL_METRICS)
+        return len(tasks.list_metrics())
 
 
 HIGHER_IS_BETTER: Mapping[str, bool] = _MetricDirections()
-"""Direction of every metric column of the records, as ``benchmarks.metrics`` defines it: ``True`` when a higher
-value is better."""
+"""Direction of every metric column of the records, as its registration (``tasks``) defines it: ``True`` when a
+higher value is better."""
 
 
 def _metric_directions(

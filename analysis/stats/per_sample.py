@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmarks.metrics import acc2_classes
+from tasks import acc2_classes
 
 from .values import as_pair, as_vector, snap_to_ties
 
@@ -194,7 +194,7 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
 
 def acc2_correct(y_true, y_pred, *, convention: str) -> np.ndarray:
     """Per-sample correctness of the binary sentiment (Acc-2) of regression predictions, with the classes of the
-    Acc-2 metric itself (``benchmarks.metrics.acc2_classes``).
+    Acc-2 metric itself (``tasks.acc2_classes``).
 
     Args:
         y_true: ``[n_samples]`` sentiment labels.

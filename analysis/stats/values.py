@@ -1,7 +1,7 @@
 """Inputs as every test reads them: finite 1-D vectors, and values equal up to rounding made exactly equal.
 
 * :func:`as_vector`, :func:`as_pair`: one or two finite 1-D float arrays, or one ``ValueError`` naming the input.
-* :func:`snap_to_ties`: values that differ by at most ``benchmarks.metrics.NOISE_RTOL`` times their magnitude made
+* :func:`snap_to_ties`: values that differ by at most ``tasks.NOISE_RTOL`` times their magnitude made
   equal, so zero differences, rank ties and zero variance can be read with ``==``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.metrics import NOISE_RTOL
+from tasks import NOISE_RTOL
 
 __all__ = ["as_pair", "as_vector", "snap_to_ties"]
 

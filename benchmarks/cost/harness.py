@@ -1,5 +1,5 @@
-"""One measured cell: a fusion's forward pass and training step on one batch, counted, timed and measured within
-a budget."""
+"""One measured cell: a model's forward pass and training step on one batch (``Harness``), and a fusion counted,
+timed and measured within a budget (``measure_cell``) for every registered measure."""
 
 from __future__ import annotations
 
@@ -8,41 +8,50 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.benchmark import Measurement
 
 from fusions import Fusion, build_fusion
 
-from .counts import count_costs, make_inputs, training_loss
+from .counts import Counts, count_costs, make_inputs, training_loss
+from .measures import list_measures
 from .memory import is_out_of_memory, mib, peak_memory_bytes
-from .timing import Summary, time_iterations
+from .timing import time_calls
 
 
 class Harness:
-    """The forward pass and the training step of one fusion on one batch, ready to time and measure.
+    """The forward pass and the training step of one model on one batch, ready to time and measure: the one
+    definition of a measured training step (``benchmarks.scaling`` and ``benchmarks.speed``).
 
-    ``fusion`` must already be on ``device``; ``xs``/``masks`` are its inputs. The training step uses Adam
-    (``lr`` 1e-4) and ``training_loss``.
+    ``model``: a fusion or a predictor, already on ``device``, called as ``model(xs, masks)``; ``xs``/``masks``
+    its inputs (``[batch, steps_i, dim_i]`` / ``[batch, steps_i]``). ``loss(output) -> scalar Tensor``: the
+    training objective of the step (default ``training_loss``, ``mean(output^2)``). The step uses Adam at ``lr``.
     """
 
-    def __init__(self, fusion: Fusion, xs: list[Tensor], masks: list[Tensor], device: torch.device):
-        self.fusion, self.xs, self.masks, self.device = fusion, xs, masks, device
-        self.optimizer = torch.optim.Adam(fusion.parameters(), lr=1e-4)
+    def __init__(
+        self, model: nn.Module, xs: list[Tensor], masks: list[Tensor], device: torch.device,
+        loss: Callable[[object], Tensor] = training_loss, lr: float = 1e-4,
+    ):
+        self.model, self.xs, self.masks, self.device, self.loss = model, xs, masks, device, loss
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
-    def forward(self) -> Tensor:
-        self.fusion.eval()
+    def forward(self):
+        """One forward pass in eval mode under ``torch.no_grad``; returns the model's output."""
+        self.model.eval()
         with torch.no_grad():
-            return self.fusion(self.xs, self.masks)
+            return self.model(self.xs, self.masks)
 
     def train_step(self) -> None:
-        self.fusion.train()
+        """One training step: ``zero_grad``, forward in train mode, ``loss``, backward, optimiser step."""
+        self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        training_loss(self.fusion(self.xs, self.masks)).backward()
+        self.loss(self.model(self.xs, self.masks)).backward()
         self.optimizer.step()
 
     def live_tensors(self) -> list[Tensor]:
         """Tensors alive between iterations: parameters, gradients, optimiser state, buffers, inputs."""
-        tensors = [*self.xs, *self.masks, *self.fusion.buffers()]
-        for p in self.fusion.parameters():
+        tensors = [*self.xs, *self.masks, *self.model.buffers()]
+        for p in self.model.parameters():
             tensors.append(p)
             if p.grad is not None:
                 tensors.append(p.grad)
@@ -50,14 +59,48 @@ class Harness:
             tensors.extend(v for v in state.values() if isinstance(v, Tensor))
         return tensors
 
-    def time(self, fn: Callable[[], object], warmup: int, repeats: int) -> Summary:
-        """``warmup`` untimed calls of ``fn``, then the median and IQR of ``repeats`` timed ones."""
-        time_iterations(fn, warmup, self.device)
-        return Summary.of(time_iterations(fn, repeats, self.device))
+    def time(self, fn: Callable[[], object], warmup: int, repeats: int) -> Measurement:
+        """``warmup`` untimed calls of ``fn``, then ``repeats`` timed ones (``time_calls``; seconds)."""
+        return time_calls(fn, repeats, self.device, warmup, label=getattr(fn, "__name__", ""))
 
     def peak_bytes(self, fn: Callable[[], object]) -> int:
         """Peak tensor bytes during one (untimed) call of ``fn``; see ``peak_memory_bytes``."""
         return peak_memory_bytes(fn, self.device, self.live_tensors())
+
+
+class Cell:
+    """One cell as the measures see it (``Measure.value``): ``counts`` and ``batch_size`` always; once it runs,
+    ``latency(step)`` and ``peak_bytes(step)`` of a step of its ``harness`` (``"forward"`` or ``"train_step"``),
+    each taken once (``warmup`` untimed then ``repeats`` timed calls; one untimed call for the memory) and shared
+    by every measure that reads it. Asking a cell without a harness to run raises ``RuntimeError``."""
+
+    def __init__(self, counts: Counts, batch_size: int, harness: Harness | None = None, warmup: int = 0,
+                 repeats: int = 1):
+        self.counts, self.batch_size, self.harness, self.warmup, self.repeats = (
+            counts, batch_size, harness, warmup, repeats)
+        self._latency: dict[str, Measurement] = {}
+        self._peak: dict[str, int] = {}
+
+    def _step(self, step: str) -> Callable[[], object]:
+        if self.harness is None:
+            raise RuntimeError("this cell was only counted: it has no harness to run")
+        if step not in ("forward", "train_step"):
+            raise ValueError(f"unknown step {step!r}; steps: forward, train_step")
+        return getattr(self.harness, step)
+
+    def latency(self, step: str) -> Measurement:
+        """The timing of ``step`` (seconds per call: ``median``, ``iqr``, ``times``)."""
+        if step not in self._latency:
+            fn = self._step(step)
+            self._latency[step] = self.harness.time(fn, self.warmup, self.repeats)
+        return self._latency[step]
+
+    def peak_bytes(self, step: str) -> int:
+        """Peak tensor bytes of one call of ``step``."""
+        if step not in self._peak:
+            fn = self._step(step)
+            self._peak[step] = self.harness.peak_bytes(fn)
+        return self._peak[step]
 
 
 @dataclass
@@ -76,11 +119,12 @@ def measure_cell(
     repeats: int = 5, warmup: int = 2, budget: Budget | None = None, seed: int = 0,
 ) -> dict:
     """Count and measure fusion ``name`` built with ``hparams`` for modalities of sizes ``dims`` and lengths
-    ``seq_lens`` at ``batch_size``. Never raises for a failing cell: returns a dict with ``status`` (``"ok"``,
-    ``"over_budget"``, ``"oom"`` or ``"error"``), ``note`` (why, when not ok), the counts (always, from
-    ``meta``) and the measurements (NaN unless ok): ``fwd_ms``, ``fwd_iqr_ms``, ``train_ms``, ``train_iqr_ms``,
-    ``fwd_samples_per_s``, ``train_samples_per_s``, ``fwd_peak_mib``, ``train_peak_mib``; plus ``est_train_mib``,
-    ``est_seconds``.
+    ``seq_lens`` at ``batch_size``, for every registered measure (``list_measures``).
+
+    Never raises for a failing cell: returns a dict with ``status`` (``"ok"``, ``"over_budget"``, ``"oom"`` or
+    ``"error"``), ``note`` (why, when not ok), ``counted_on`` (``Counts.where``), ``est_train_mib`` and
+    ``est_seconds`` (the budget's predictions), and one value per measure: counted measures always (from
+    ``meta``), measured ones NaN unless ok. Raises ``ValueError`` when ``warmup`` or ``repeats`` is below 1.
     """
     if warmup < 1 or repeats < 1:
         raise ValueError(f"warmup and repeats must be at least 1, got warmup={warmup}, repeats={repeats}")
@@ -91,11 +135,12 @@ def measure_cell(
     iterations = warmup + repeats + 1  # plus one untimed iteration each for the memory measurement
     work = (counts.flops + counts.train_flops) * batch_size * iterations
     est_seconds = work / budget.flops_per_second if budget.flops_per_second else math.nan
+    measures = list_measures()
+    counted = Cell(counts, batch_size)
     row = {
-        "status": "ok", "note": "", "params": counts.params, "flops": counts.flops,
-        "train_flops": counts.train_flops, "counted_on": counts.where, "est_train_mib": mib(est_bytes),
+        "status": "ok", "note": "", "counted_on": counts.where, "est_train_mib": mib(est_bytes),
         "est_seconds": est_seconds,
-        **dict.fromkeys(MEASURED_COLUMNS, math.nan),
+        **{m.name: m.value(counted) if not m.method.measured else math.nan for m in measures},
     }
     if budget.memory_bytes is not None and est_bytes > budget.memory_bytes:
         return {**row, "status": "over_budget",
@@ -107,19 +152,12 @@ def measure_cell(
     try:
         xs, masks = make_inputs(dims, seq_lens, batch_size, device, seed)
         harness = Harness(build_on(name, dims, hparams, device, seed), xs, masks, device)
-        first = time_iterations(harness.forward, 1, device)[0] + time_iterations(harness.train_step, 1, device)[0]
+        first = (time_calls(harness.forward, 1, device).median + time_calls(harness.train_step, 1, device).median)
         if budget.seconds is not None and first * iterations > budget.seconds:
             note = f"first iteration {first:.1f} s, so ~{first * iterations:.0f} s > budget {budget.seconds:.0f} s"
             return {**row, "status": "over_budget", "note": note}
-        fwd = harness.time(harness.forward, warmup - 1, repeats)
-        train = harness.time(harness.train_step, warmup - 1, repeats)
-        row.update(
-            fwd_ms=fwd.median_ms, fwd_iqr_ms=fwd.iqr_ms, train_ms=train.median_ms, train_iqr_ms=train.iqr_ms,
-            fwd_samples_per_s=1000 * batch_size / fwd.median_ms,
-            train_samples_per_s=1000 * batch_size / train.median_ms,
-            fwd_peak_mib=mib(harness.peak_bytes(harness.forward)),
-            train_peak_mib=mib(harness.peak_bytes(harness.train_step)),
-        )
+        cell = Cell(counts, batch_size, harness, warmup - 1, repeats)
+        row.update({m.name: m.value(cell) for m in measures if m.method.measured})
         return row
     except Exception as error:  # one failing cell must not end a sweep
         status = "oom" if is_out_of_memory(error) else "error"
@@ -128,12 +166,6 @@ def measure_cell(
         del harness
         if device.type == "cuda":
             torch.cuda.empty_cache()
-
-
-MEASURED_COLUMNS = (
-    "fwd_ms", "fwd_iqr_ms", "train_ms", "train_iqr_ms", "fwd_samples_per_s", "train_samples_per_s",
-    "fwd_peak_mib", "train_peak_mib",
-)
 
 
 def build_on(name: str, dims: list[int], hparams: dict, device: torch.device, seed: int = 0) -> Fusion:

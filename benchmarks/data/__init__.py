@@ -1,11 +1,22 @@
-"""Datasets: the ``Dataset`` / ``Split`` structures, the registry and the loaders."""
+"""Datasets: the ``Dataset`` / ``Split`` structures, the registry and the loaders.
 
-from . import loaders as _loaders  # noqa: F401  (registers the datasets)
-from .dataset import SPLITS, TASKS, DataError, Dataset, Split
+Every module (or subpackage) of this package other than the infrastructure is imported here, and registers its
+loader with ``@register_dataset("name")``: adding a dataset is adding one file.
+"""
+
+import importlib
+import pkgutil
+
+from .dataset import SPLITS, DataError, Dataset, Split
 from .registry import list_datasets, load_dataset, register_dataset
 from .synthetic import make_synthetic
 
+_INFRASTRUCTURE = {"dataset", "registry"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _INFRASTRUCTURE:
+        importlib.import_module(f"{__name__}.{_module.name}")
+
 __all__ = [
-    "SPLITS", "TASKS", "DataError", "Dataset", "Split", "list_datasets", "load_dataset", "make_synthetic",
+    "SPLITS", "DataError", "Dataset", "Split", "list_datasets", "load_dataset", "make_synthetic",
     "register_dataset",
 ]

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-TASKS = ("regression", "classification")
+from tasks import get_task
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -18,9 +19,9 @@ class DataError(ValueError):
 @dataclass
 class Split:
     """One split. ``xs``: n float32 tensors ``[N, time_i, dim_i]`` with real steps first and zero padding after;
-    ``masks``: n bool ``[N, time_i]`` (True = real step); ``labels``: ``[N]`` (float32 for regression, int64
-    class indices for classification); ``ids``: N segment ids; ``extras``: per-sample tensors ``[N, ...]``
-    that some datasets carry (e.g. the synthetic generator's latent signal)."""
+    ``masks``: n bool ``[N, time_i]`` (True = real step); ``labels``: ``[N]`` (float32 for a regression task,
+    int64 class indices for a classification task); ``ids``: N segment ids; ``extras``: per-sample tensors
+    ``[N, ...]`` that some datasets carry (e.g. the synthetic generator's latent signal)."""
 
     xs: list[Tensor]
     masks: list[Tensor]
@@ -54,8 +55,10 @@ class Split:
 class Dataset:
     """Train / valid / test splits of one dataset with its modality names and task.
 
-    ``task``: ``"regression"`` or ``"classification"`` (then ``num_classes`` is set). ``info``: provenance and
-    facts about the data (source format, path, counts, known ceilings), stored with every run's records.
+    ``task``: the name of a registered task (``tasks.list_tasks()``: ``"sentiment"``, ``"regression"``,
+    ``"multiclass"``, ``"binary"``), which trains and scores it; ``num_classes`` is set for a classification task.
+    ``info``: provenance and facts about the data (source format, path, counts, known ceilings), stored with every
+    run's records.
     """
 
     name: str
@@ -97,9 +100,14 @@ class Dataset:
         )
 
     def check(self) -> None:
-        """Raise ``DataError`` when the splits are inconsistent (one line naming the split and modality)."""
-        if self.task not in TASKS:
-            raise DataError(f"dataset {self.name!r}: unknown task {self.task!r}; expected {' or '.join(TASKS)}")
+        """Raise ``DataError`` (one line naming the split and modality) when the task is not registered or does
+        not fit ``num_classes``, the splits are inconsistent, or labels do not fit the task
+        (``tasks.Task.label_problem``)."""
+        try:
+            task = get_task(self.task)
+            task.output_size(self.num_classes)
+        except ValueError as error:
+            raise DataError(f"dataset {self.name!r}: {error}") from None
         n = len(self.modality_names)
         for split_name, split in self.splits.items():
             where = f"dataset {self.name!r}, split {split_name!r}"
@@ -124,13 +132,9 @@ class Dataset:
                                     f"{tuple(mask.shape)}")
                 if not bool(mask[:, 0].all()):
                     raise DataError(f"{where}, modality {name!r}: every sample needs a real first step")
-            if self.task == "regression" and not bool(torch.isfinite(split.labels).all()):
-                raise DataError(f"{where}: labels hold non-finite values")
-            if self.task == "classification":
-                if split.labels.dtype != torch.long:
-                    raise DataError(f"{where}: classification labels must be int64 class indices")
-                if int(split.labels.min()) < 0 or int(split.labels.max()) >= (self.num_classes or 0):
-                    raise DataError(f"{where}: labels outside 0..{(self.num_classes or 0) - 1}")
+            problem = task.label_problem(split.labels.numpy(), self.num_classes)
+            if problem is not None:
+                raise DataError(f"{where}: {problem}")
 
     def summary(self) -> dict:
         """Counts and shapes for records: split sizes and per-modality ``[time, dim]``."""

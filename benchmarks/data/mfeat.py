@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .dataset import SPLITS, DataError, Dataset, Split
+from .registry import register_dataset
 
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
 DIMS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
@@ -41,6 +42,7 @@ def data_file():
     return resources.files(__package__).joinpath("files", "mfeat.npz")
 
 
+@register_dataset("mfeat")
 def load_mfeat(path: Path | None = None, *, modalities: str | list[str] | None = None, split_seed: int = 0) -> Dataset:
     """The mfeat ``Dataset``. ``modalities``: views to use, in order, as a list or a comma-separated string
     (e.g. ``"fou,zer,mor"``; default all six); ``split_seed``: the train / valid / test split (fixed across
@@ -65,7 +67,7 @@ def load_mfeat(path: Path | None = None, *, modalities: str | list[str] | None =
         "split_fractions": list(SPLIT_FRACTIONS), "counts": {name: len(index[name]) for name in SPLITS},
         "citation": CITATION, "licence": "CC BY 4.0",
     }
-    return Dataset(name="mfeat", **splits, modality_names=list(views), task="classification",
+    return Dataset(name="mfeat", **splits, modality_names=list(views), task="multiclass",
                    num_classes=NUM_CLASSES, info=info)
 
 

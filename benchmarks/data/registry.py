@@ -11,9 +11,13 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {}
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
-    """Decorator for a loader ``fn(path: Path | None, **options) -> Dataset``."""
+    """Decorator for a loader ``fn(path: Path | None, **options) -> Dataset`` of dataset ``name`` (the
+    ``--dataset`` value); the ``Dataset`` it returns declares its task. A name registered twice raises
+    ``ValueError``."""
 
     def decorate(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        if name in _LOADERS:
+            raise ValueError(f"dataset {name!r} is already registered by {_LOADERS[name].__qualname__}")
         _LOADERS[name] = fn
         return fn
 

@@ -35,6 +35,7 @@ import math
 import torch
 
 from .dataset import SPLITS, DataError, Dataset, Split
+from .registry import register_dataset
 
 MOSI_DIMS = (300, 5, 20)
 MOSI_SIZES = (1284, 229, 686)
@@ -122,4 +123,13 @@ def make_synthetic(
         "evidence_steps": evidence_steps, "evidence_strength": evidence_strength, "reference_mae": reference,
         "expected_oracle_mae": noise_std * math.sqrt(2 / math.pi),
     }
-    return Dataset(name="synthetic", **splits, modality_names=names, task="regression", info=info)
+    return Dataset(name="synthetic", **splits, modality_names=names, task="sentiment", info=info)
+
+
+@register_dataset("synthetic")
+def load_synthetic(path=None, **options) -> Dataset:
+    """The seeded MOSI-shaped generator; options are ``make_synthetic``'s arguments (no files read). A
+    ``path`` raises ``DataError``: nothing is read."""
+    if path is not None:
+        raise DataError("the synthetic dataset is generated, not read: drop --data-path")
+    return make_synthetic(**options)

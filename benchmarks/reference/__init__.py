@@ -7,7 +7,8 @@ absolute difference of their eval-mode outputs on the reference code's own input
 (goal: below ``GOAL``), and their training steps timed interleaved in one run.
 
 Each model is a ``ReferenceCheck`` subclass registered with ``@register_reference(name)`` in a module of this
-package (``grf``, ``mult``); the modules register themselves on import, and importing this package imports them.
+package (``grf``, ``mult``, ``tfn``, ``lmf``); the modules register themselves on import, and importing this
+package imports them.
 """
 
 from __future__ import annotations
@@ -174,4 +175,4 @@ def _inside(module: ModuleType, repo: Path) -> bool:
     return any(Path(place).is_relative_to(repo) for place in places)
 
 
-from . import grf, mult  # noqa: E402, F401  (the checks register themselves)
+from . import grf, lmf, mult, tfn  # noqa: E402, F401  (the checks register themselves)

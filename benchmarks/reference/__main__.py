@@ -23,9 +23,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..cli import UsageError, resolve_device, run_cli
-from ..cost import Summary, time_iterations
-from ..store import atomic_write_csv, atomic_write_json, atomic_write_text, check_writable, run_metadata
+from records.io import atomic_write_json, atomic_write_text, check_writable
+from records.schema import write_table
+
+from ..cli import UsageError, add_device_argument, resolve_device, run_cli
+from ..cost import count_params, summarize, time_calls
+from ..store import run_metadata
 from . import GOAL, LAYOUTS, REFERENCES, ReferenceCheck
 
 
@@ -53,15 +56,15 @@ def max_differences(check: ReferenceCheck, reference, ours, seed: int, device: t
 
 def time_interleaved(reference_step, our_step, repeats: int, warmup: int, device: torch.device):
     """Seconds of ``repeats`` calls of each step, alternating which goes first, after ``warmup`` untimed pairs:
-    ``(reference Summary, ours Summary)``."""
+    ``(reference, ours)`` as ``torch.utils.benchmark.Measurement``s (seconds)."""
     times: dict[str, list[float]] = {"reference": [], "ours": []}
     steps = {"reference": reference_step, "ours": our_step}
     for i in range(warmup + repeats):
         for which in (("reference", "ours") if i % 2 == 0 else ("ours", "reference")):
-            seconds = time_iterations(steps[which], 1, device)
+            seconds = time_calls(steps[which], 1, device).times
             if i >= warmup:
                 times[which] += seconds
-    return Summary.of(times["reference"]), Summary.of(times["ours"])
+    return summarize(times["reference"], "reference"), summarize(times["ours"], "ours")
 
 
 def check_model(
@@ -79,11 +82,11 @@ def check_model(
         "commit": checkout_commit(check.repo), "own_layout": check.own_layout,
         **{f"max_abs_diff_{layout}": differences[layout] for layout in LAYOUTS}, "goal": GOAL,
         "agrees": all(value < GOAL for value in differences.values()),
-        "params_ours": sum(p.numel() for p in ours.parameters()),
-        "params_reference": sum(p.numel() for p in reference.parameters()),
-        "train_ms_ours": our_time.median_ms, "train_iqr_ms_ours": our_time.iqr_ms,
-        "train_ms_reference": reference_time.median_ms, "train_iqr_ms_reference": reference_time.iqr_ms,
-        "ratio": our_time.median_ms / reference_time.median_ms,
+        "params_ours": count_params(ours),
+        "params_reference": count_params(reference),
+        "train_ms_ours": 1000 * our_time.median, "train_iqr_ms_ours": 1000 * our_time.iqr,
+        "train_ms_reference": 1000 * reference_time.median, "train_iqr_ms_reference": 1000 * reference_time.iqr,
+        "ratio": our_time.median / reference_time.median,
     }
 
 
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed training steps per model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed training steps per model first")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:K or auto")
+    add_device_argument(parser, "cpu")
     args = parser.parse_args(argv)
     chosen = {name: getattr(args, f"{name}_repo") for name in REFERENCES if getattr(args, f"{name}_repo")}
     if not chosen:
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     heading = (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} "
                f"timed training steps per model; goal: max abs diff below {GOAL:.0e}")
     text = f"{heading}\n\n{table(rows)}\n"
-    atomic_write_csv(args.out / "reference.csv", pd.DataFrame(rows).assign(threads=torch.get_num_threads()))
+    write_table(args.out / "reference.csv", pd.DataFrame(rows).assign(threads=torch.get_num_threads()))
     atomic_write_text(args.out / "reference.md", text)
     atomic_write_json(args.out / "meta.json", run_metadata(
         device, threads=torch.get_num_threads(), repeats=args.repeats, warmup=args.warmup, seed=args.seed,

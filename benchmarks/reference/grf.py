@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from fusions import build_predictor
+from tasks import get_task
 
-from ..train import task_loss
 from . import LAYOUTS, Batch, ReferenceCheck, StateReader, register_reference
 
 NAMES = ["text", "audio", "vision"]  # our modality order
@@ -152,8 +152,9 @@ class GRFReference(ReferenceCheck):
             def run() -> None:
                 optimizer.zero_grad(set_to_none=True)
                 main, aux = output(model, batch).split(1, dim=1)
-                loss = task_loss("regression", main, batch.target)
-                (loss + HPARAMS["aux_weight"] * task_loss("regression", aux, batch.target)).backward()
+                task_loss = get_task("sentiment").loss
+                loss = task_loss(main, batch.target)
+                (loss + HPARAMS["aux_weight"] * task_loss(aux, batch.target)).backward()
                 nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
                 optimizer.step()
 

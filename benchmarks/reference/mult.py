@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from fusions import build_predictor
 from fusions.mult import left_pad
+from tasks import get_task
 
-from ..train import task_loss
 from . import LAYOUTS, Batch, ReferenceCheck, StateReader, register_reference
 
 NAMES = ["l", "a", "v"]  # MulT's names of our modalities 0, 1, 2 (text, audio, vision)
@@ -230,7 +230,7 @@ class MulTReference(ReferenceCheck):
 
             def run() -> None:
                 optimizer.zero_grad(set_to_none=True)
-                task_loss("regression", output(model, batch), batch.target).backward()
+                get_task("sentiment").loss(output(model, batch), batch.target).backward()
                 nn.utils.clip_grad_norm_(model.parameters(), max_norm=CLIP)
                 optimizer.step()
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..dataset import DataError, Dataset
+from ..registry import register_dataset
 from .pickles import read_pickle
 from .prepare import build_mosi
 from .sdk import read_sdk_folder
@@ -23,11 +24,12 @@ SOURCES = (
 )
 
 
+@register_dataset("mosi")
 def load_mosi(
     path: str | Path | None = None, *, cache_dir: str | Path | None = None, text_csd: str | None = None,
     audio_csd: str | None = None, vision_csd: str | None = None, labels_csd: str | None = None,
 ) -> Dataset:
-    """CMU-MOSI as a regression ``Dataset`` (text / audio / vision, sentiment labels in [-3, 3]).
+    """CMU-MOSI as a ``Dataset`` of task ``sentiment`` (text / audio / vision, sentiment labels in [-3, 3]).
 
     ``path``: a MulT or MMSA pickle, a folder of ``.csd`` files, or a folder holding exactly one of the pickles
     named in ``PICKLE_NAMES``; None reads ``$MOSI_PATH``. The format is told from the content, not the name.

@@ -167,7 +167,7 @@ def build_mosi(raw: dict[str, RawSplit], where: str, info: dict) -> Dataset:
     if not standard:
         logger.warning("%s: split sizes %s differ from the standard MOSI split %s (an incomplete file?)",
                        where, "/".join(map(str, counts.values())), "/".join(map(str, STANDARD_COUNTS.values())))
-    return Dataset(name="mosi", **splits, modality_names=list(MODALITIES), task="regression", info=info)
+    return Dataset(name="mosi", **splits, modality_names=list(MODALITIES), task="sentiment", info=info)
 
 
 def _check(raw: dict[str, RawSplit], where: str) -> None:

@@ -1,6 +1,6 @@
 """Rebuild a stored cell: its best-validation model from ``checkpoint.pt`` and the dataset it was trained on.
 
-The one loader behind every analysis that needs a model (embeddings, robustness); nothing is retrained.
+The one loader behind every probe that runs a model (embeddings, robustness); nothing is retrained.
 ``checkpoint.pt`` holds the cell's configuration (fusion, hparams, protocol, dataset {name, path, options,
 modalities}), seed, feature sizes, task, number of classes, modality names and the weights.
 """
@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.data import Dataset, load_dataset
-from benchmarks.train import Evaluation, evaluate, resolve_hparams
 from fusions import Predictor, build_predictor
+from tasks import get_task, same_task
+
+from ..config import Protocol
+from ..data import Dataset, load_dataset
+from ..train import Evaluation, evaluate, protocol_data, resolve_hparams
 
 
 class DatasetCache:
@@ -40,7 +43,8 @@ class DatasetCache:
 
 @dataclass
 class StoredCell:
-    """A cell rebuilt from its checkpoint: the model in eval mode on ``device`` and its dataset."""
+    """A cell rebuilt from its checkpoint: the model in eval mode on ``device`` and its dataset, as its protocol
+    scored it (``train.protocol_data``: e.g. rounded labels, full-length padding)."""
 
     fusion: str
     seed: int
@@ -57,8 +61,8 @@ class StoredCell:
 
 def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device | str = "cpu") -> StoredCell:
     """The cell stored in ``folder`` (``cells/<fusion>-<hash>/seed<k>``); ``FileNotFoundError`` without a
-    checkpoint, ``ValueError`` when the dataset no longer fits the stored feature sizes or the weights no longer
-    fit the fusion's code."""
+    checkpoint, ``ValueError`` when the dataset no longer fits the stored feature sizes or task (a task name of an
+    older version is read with ``tasks.same_task``) or the weights no longer fit the fusion's code."""
     path = Path(folder) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
@@ -67,8 +71,12 @@ def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device |
     data = datasets.load(config["dataset"])
     if data.dims != list(checkpoint["dims"]):
         raise ValueError(f"{path}: the dataset's feature sizes {data.dims} differ from the stored {checkpoint['dims']}")
+    if not same_task(checkpoint["task"], data.task):
+        raise ValueError(f"{path}: the cell was trained for task {checkpoint['task']!r}; its dataset now declares "
+                         f"{data.task!r}")
     model = build_predictor(
-        config["fusion"], checkpoint["dims"], task=checkpoint["task"], num_classes=checkpoint["num_classes"],
+        config["fusion"], checkpoint["dims"], task=get_task(data.task).kind, num_classes=checkpoint["num_classes"],
+        task_label_range=get_task(data.task).label_range,
         **resolve_hparams(config["hparams"], checkpoint["modality_names"]),
     )
     try:
@@ -81,8 +89,8 @@ def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device |
     device = torch.device(device)
     model.to(device).eval()
     return StoredCell(
-        fusion=config.get("label", config["fusion"]), seed=int(checkpoint["seed"]), model=model, data=data,
-        device=device,
+        fusion=config.get("label", config["fusion"]), seed=int(checkpoint["seed"]), model=model,
+        data=protocol_data(data, Protocol.from_dict(config.get("protocol", {}))), device=device,  # as it was scored
         eval_batch_size=int(config.get("protocol", {}).get("eval_batch_size", 256)),
     )
 

@@ -1,0 +1,73 @@
+"""The command-line conventions every fusionbench command shares: one-line errors and their exit statuses.
+
+Bad input never ends in a traceback wall: ``run_cli`` prints ``error: <message>`` on one line and exits with
+status 2. Set ``FUSIONBENCH_DEBUG=1`` to see the traceback instead. A run whose cells failed (``CellsFailed``)
+ends with ``error: <summary>``, one indented line per failed cell, and exit status 1; Ctrl-C ends with status 130
+and a line saying that finished cells are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+__all__ = ["CellsFailed", "UsageError", "debug", "parse_cell_seeds", "parse_names", "run_cli"]
+
+
+class UsageError(ValueError):
+    """A flag that does not parse or does not fit this machine."""
+
+
+class CellsFailed(RuntimeError):
+    """Some cells of a run failed after the run went through every cell and wrote its records. The message is
+    the summary; ``details``: one line per failed cell (``<fusion> seed <k>: <error>``)."""
+
+    def __init__(self, summary: str, details: list[str]):
+        super().__init__(summary)
+        self.details = details
+
+
+def debug() -> bool:
+    """Whether ``FUSIONBENCH_DEBUG`` asks for tracebacks instead of one-line errors."""
+    return bool(os.environ.get("FUSIONBENCH_DEBUG"))
+
+
+def parse_names(text: str, flag: str) -> list[str]:
+    """A comma-separated list of names (no empty items, no repeats); else ``UsageError`` naming ``flag``."""
+    names = [part.strip() for part in str(text).split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise UsageError(f"{flag} {text!r}: expected a comma-separated list of distinct names")
+    return names
+
+
+def parse_cell_seeds(text: str) -> int | None:
+    """``--cell-seeds`` (``benchmarks.probe``, ``analysis.report``): seeds per fusion, the first ones, as a positive
+    count, or ``"all"`` (None); else ``UsageError``."""
+    text = str(text).strip()
+    if text == "all":
+        return None
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise UsageError(f"--cell-seeds {text!r}: expected a positive count or 'all'")
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run ``main(argv)``; a bad-input error (``ValueError``, ``OSError``, ``KeyError``) becomes one line and
+    exit status 2, failed cells (``CellsFailed``) the summary and exit status 1, Ctrl-C exit status 130."""
+    try:
+        return int(main(argv) or 0)
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+    except CellsFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        for line in error.details:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, KeyError) as error:
+        if debug():
+            raise
+        message = str(error).strip().strip('"') or type(error).__name__
+        print(f"error: {message.splitlines()[0]}", file=sys.stderr)
+        return 2
