@@ -99,6 +99,22 @@ def failed_cells(records: pd.DataFrame) -> pd.Series:
     return records["status"].eq("failed")
 
 
+def sample_comparable(records: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The records whose cells were tested on the run's own labels, and a note naming the others.
+
+    A cell trained and tested on labels rounded to integers (``labels`` "rounded": the reference protocol's Acc-7
+    cell, ``<label>[acc7]``) scores other targets for the same samples, so it takes no part in the per-sample tests
+    and the probes (its row stays in every table). Records without a ``labels`` column are all on the raw labels.
+    """
+    if "labels" not in records.columns:
+        return records, ""
+    rounded = records["labels"].eq("rounded")
+    if not rounded.any():
+        return records, ""
+    names = ", ".join(dict.fromkeys(records.loc[rounded, "fusion"]))
+    return records[~rounded], f"{names}: trained and tested on rounded labels, so not compared sample by sample"
+
+
 def failure_lines(records: pd.DataFrame) -> list[str]:
     """One line per failed cell: ``"<fusion> seed <k> failed: <error>"`` (the ``error`` column when present)."""
     failed = records[failed_cells(records)]

@@ -24,7 +24,6 @@ figure ``figures/ablation.{png,pdf}``. A failed cell (see ``benchmarks.run``) is
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import random
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from records.cli import ArgumentParser
 from records.io import atomic_write_text, check_writable
 from records.schema import write_table
 from tasks import get_task, higher_is_better
@@ -230,7 +230,7 @@ def run_ablation(run: RunSpec, groups=GROUPS, orders: int = 5, quiet: bool = Fal
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
     add_seed_arguments(parser)
     add_training_arguments(parser)

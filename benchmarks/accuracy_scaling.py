@@ -20,7 +20,6 @@ setting) are written as PNG and PDF. A failed cell (see ``benchmarks.run``) stay
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import random
 from dataclasses import replace
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from records.cli import ArgumentParser
 from records.schema import write_table
 from tasks import get_task, task_of_columns
 
@@ -119,7 +119,7 @@ def _figures(records: pd.DataFrame, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``--train`` mode of ``python -m benchmarks.scaling``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling --train", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m benchmarks.scaling --train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", action="store_true", required=True)
     parser.add_argument("--dataset", default="mfeat", choices=["mfeat", "synthetic"])
     parser.add_argument("--fusions", default="grf,pairwise,late,concat", help="fusion specs (name:key=value)")

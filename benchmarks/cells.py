@@ -32,6 +32,7 @@ from .train import CellResult, protocol_data, train_cell
 def _base_record(cell: CellConfig, seed: int, data: Dataset) -> dict:
     return {
         "fusion": cell.label, "model": cell.fusion, "seed": seed, "protocol": cell.protocol.name,
+        "labels": cell.protocol.labels,
         "dataset": data.name, "task": data.task,
         "modalities": ",".join(data.modality_names),
         "n_modalities": len(data.modality_names), "config_hash": cell.hash,

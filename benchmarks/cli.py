@@ -8,6 +8,7 @@ one line and exit status 2 (``FUSIONBENCH_DEBUG=1`` shows the traceback), failed
 from __future__ import annotations
 
 import ast
+import re
 
 import torch
 
@@ -16,33 +17,45 @@ from records.cli import CellsFailed, UsageError, debug, parse_names, run_cli  # 
 
 from .config import Variant
 
+SEED_LIMIT = 2**32
+"""Seeds lie in ``[0, 2**32)``: NumPy's seeds do, and a larger one would repeat a smaller one's result."""
+MAX_SEEDS = 10_000
+"""The most seeds one command takes (a count beyond it is a typo, not a study)."""
+
 
 def parse_seeds(text: str) -> list[int]:
     """The seeds of ``--seeds``: ``"3"`` -> a count: seeds 0, 1, 2; ``"0,4,7"`` -> those seeds; ``"5-9"`` -> seeds
-    5 to 9 inclusive; ``"7,"`` -> seed 7 alone (a one-item list). Anything else (or a repeated or negative seed)
-    raises ``UsageError``. ``--seed K`` (``add_seed_arguments``) is the plain way to run one seed."""
+    5 to 9 inclusive; ``"7,"`` -> seed 7 alone (a one-item list). Numbers are plain decimal digits; seeds lie in
+    ``[0, SEED_LIMIT)``, at most ``MAX_SEEDS`` of them. Anything else (or a repeated seed) raises ``UsageError``.
+    ``--seed K`` (``add_seed_arguments``) is the plain way to run one seed."""
     text = str(text).strip()
-    try:
-        if "," in text:
-            seeds = [int(part) for part in text.removesuffix(",").split(",")]
-        elif "-" in text.lstrip("-"):
-            first, last = (int(part) for part in text.split("-"))
-            if last < first:
-                raise ValueError
-            seeds = list(range(first, last + 1))
-        else:
-            count = int(text)
-            if count < 1:
-                raise ValueError
-            return list(range(count))
-    except ValueError:
-        raise UsageError(
-            f"--seeds {text!r}: expected a count (3 -> seeds 0,1,2), a list (0,4,7), a range (5-9) or one seed "
-            "with a trailing comma (7,); --seed 7 runs seed 7 alone"
-        ) from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise UsageError(f"--seeds {text!r}: seeds must be distinct non-negative integers")
-    return seeds
+    expected = (f"--seeds {text!r}: expected a count (3 -> seeds 0,1,2), a list (0,4,7), a range (5-9) or one seed "
+                "with a trailing comma (7,); --seed 7 runs seed 7 alone")
+    if not re.fullmatch(r"\d+(,\d+)*,?|\d+-\d+", text):
+        raise UsageError(expected)
+    if "," in text:
+        seeds = [int(part) for part in text.removesuffix(",").split(",")]
+    elif "-" in text:
+        first, last = (int(part) for part in text.split("-"))
+        if last < first:
+            raise UsageError(expected)
+        seeds = list(range(first, min(last, first + MAX_SEEDS) + 1))
+    else:
+        seeds = list(range(min(int(text), MAX_SEEDS + 1)))
+        if not seeds:
+            raise UsageError(expected)
+    if len(seeds) > MAX_SEEDS:
+        raise UsageError(f"--seeds {text!r}: at most {MAX_SEEDS:,} seeds")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text!r}: seeds must be distinct")
+    return [check_seed(seed, "--seeds") for seed in seeds]
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """``seed`` when it lies in ``[0, SEED_LIMIT)``; else ``UsageError`` naming ``flag``."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise UsageError(f"{flag} {seed}: a seed must lie in [0, 2**32)")
+    return seed
 
 
 def parse_ints(text: str, flag: str, minimum: int = 1) -> list[int]:
@@ -118,9 +131,7 @@ def add_output_arguments(parser, default_out: str) -> None:
 def seeds_of(args) -> list[int]:
     """The seeds of ``add_seed_arguments``' flags: ``[--seed]`` when given, else ``parse_seeds(--seeds)``."""
     if args.seed is not None:
-        if args.seed < 0:
-            raise UsageError(f"--seed {args.seed}: expected a non-negative integer")
-        return [args.seed]
+        return [check_seed(args.seed)]
     return parse_seeds(args.default_seeds if args.seeds is None else args.seeds)
 
 

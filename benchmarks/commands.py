@@ -20,7 +20,8 @@ COMMANDS = {
     "scaling": ("benchmarks.scaling", "FLOPs, latency and memory against the number of modalities "
                                       "(--train: accuracy against it)"),
     "speed": ("benchmarks.speed", "training-step and forward speed at the papers' settings"),
-    "reference": ("benchmarks.reference.__main__", "check GRF and MulT against a checkout of the authors' code"),
+    "reference": ("benchmarks.reference.__main__",
+                  "check grf, mult, tfn and lmf against checkouts of their authors' code"),
     "probe": ("benchmarks.probe", "robustness and embeddings of a run's stored checkpoints, as records"),
     "report": ("analysis.report", "the report of a run folder: tables, tests, figures"),
 }
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``fusionbench <command> ...``; returns the exit status (2 with one line for an unknown command)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage(), end="")
+        print(usage(), end="", file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

@@ -96,7 +96,8 @@ def config_layers(spec: ExperimentSpec, fusions: list[str | Variant] = ()) -> La
     if spec.params:
         from .tuned import tuned_overrides  # tuning is optional
 
-        layers.append((f"--params {spec.params}", tuned_overrides(spec.params, spec.dataset, fusion_names(fusions))))
+        tuned = tuned_overrides(spec.params, spec.dataset, fusion_names(fusions), spec.protocol)
+        layers.append((f"--params {spec.params}", tuned))
     if spec.overrides:
         layers.append(("the run's overrides", spec.overrides))
     if spec.epochs is not None:

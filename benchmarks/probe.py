@@ -13,14 +13,18 @@ import argparse
 import sys
 import time
 
-from records.cli import parse_cell_seeds, run_cli
+from records.cli import (
+    ArgumentParser,
+    parse_cell_seeds,
+    run_cli,
+)
 
 from .cli import add_device_argument
 from .probes import measure_probes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m benchmarks.probe", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from records.cli import ArgumentParser
 from records.schema import write_table
 
 from .cells import run_cell
@@ -96,7 +97,7 @@ def run_benchmark(spec: RunSpec, quiet: bool = False, report: bool = True, check
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -35,6 +35,7 @@ import torch
 
 from analysis import cost_curves
 from fusions import fusion_class, fusion_hparams
+from records.cli import ArgumentParser
 from records.io import atomic_write_text, check_writable
 from records.schema import write_document, write_table
 
@@ -356,7 +357,7 @@ def config_from_args(args: argparse.Namespace) -> ScalingConfig:
 def wants_training(argv: list[str]) -> bool:
     """Whether ``argv`` holds ``--train``: read by argparse (``parse_known_args`` of that flag alone), so that the
     accuracy sweep's own flags, and its ``--help``, pass through to it."""
-    first = argparse.ArgumentParser(add_help=False)
+    first = ArgumentParser(add_help=False)
     first.add_argument("--train", action="store_true")
     return first.parse_known_args(argv)[0].train
 

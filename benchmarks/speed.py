@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from fusions import build_predictor
+from records.cli import ArgumentParser
 from records.io import atomic_write_text, check_writable
 from records.schema import write_document, write_table
 from tasks import get_task
@@ -122,7 +123,7 @@ def report(results: list[dict], fusions: list[str]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fusions", default="grf,pairwise",
                         help="comma-separated fusion specs (name:key=value overrides the paper preset); quoted "
                              f"reference times for: {', '.join(REFERENCES)}")

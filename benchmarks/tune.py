@@ -60,6 +60,7 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.trial import TrialState
 
 from fusions import fusion_class
+from records.cli import ArgumentParser
 from records.io import check_writable
 from records.schema import write_document, write_table
 from tasks import get_task
@@ -348,7 +349,7 @@ def write_plots(study: optuna.Study, folder: Path, n_complete: int, seed: int) -
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m benchmarks.tune", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -361,7 +362,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--workers)")
     parser.add_argument("--study-name", default=None, help="default: tune-<dataset>-<fusion>-<config hash>")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (trial k draws with seed + k)")
+    parser.add_argument("--sampler-seed", type=int, default=0,
+                        help="the TPE sampler's seed (trial k draws with seed + k)")
     parser.add_argument("--train-seed", type=int, default=0, help="the training seed of every trial")
     parser.add_argument("--out", default=DEFAULT_TUNE_OUT, help="output folder (benchmarks.run --params reads "
                                                                "results/tune, or --params <out>)")
@@ -377,8 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tune(TuneSpec(
         fusion=args.fusion, trials=args.trials, timeout=args.timeout, storage=args.storage,
-        study_name=args.study_name, workers=args.workers, seed=args.seed, train_seed=args.train_seed, out=args.out,
-        heartbeat=args.heartbeat, quiet=args.quiet, **experiment_fields(args),
+        study_name=args.study_name, workers=args.workers, seed=args.sampler_seed, train_seed=args.train_seed,
+        out=args.out, heartbeat=args.heartbeat, quiet=args.quiet, **experiment_fields(args),
     ))
     return 0
 

@@ -32,9 +32,10 @@ def tuned_table(dataset: str, fusion: str, values: dict) -> dict:
     return {"datasets": {dataset: {"fusions": {fusion: values}}}}
 
 
-def tuned_overrides(params: str, dataset: str, fusions: list[str]) -> dict:
+def tuned_overrides(params: str, dataset: str, fusions: list[str], protocol: str = "shared") -> dict:
     """The configuration override holding each fusion's tuned values on ``dataset``; ``params`` is ``"tuned"``
-    or a tuning run's ``--out`` folder. A missing file raises ``ConfigError`` naming it and its command."""
+    or a tuning run's ``--out`` folder. A missing file raises ``ConfigError`` naming it and its command; so does a
+    file tuned under another ``--protocol`` than ``protocol`` (its values answer another question)."""
     folder = Path(DEFAULT_TUNE_OUT if params == "tuned" else params)
     if params != "tuned" and not folder.is_dir():
         raise ConfigError(f"--params {params!r}: expected 'tuned' or the --out folder of a benchmarks.tune run")
@@ -48,8 +49,13 @@ def tuned_overrides(params: str, dataset: str, fusions: list[str]) -> dict:
                 + ("" if params == "tuned" else f" --out {folder}")
             )
         try:
-            values = read_document(path, "best_params")["config"]
+            document = read_document(path, "best_params")
         except json.JSONDecodeError:
             raise ConfigError(f"{path} is not a best-parameters file written by benchmarks.tune") from None
+        tuned_under = ((document.get("cell") or {}).get("protocol") or {}).get("name", "shared")
+        if tuned_under != protocol:
+            raise ConfigError(f"{path} was tuned under --protocol {tuned_under}; this run trains under --protocol "
+                              f"{protocol}: tune again with --protocol {protocol} (into another --out)")
+        values = document["config"]
         override = merge(override, tuned_table(dataset, fusion, values))
     return override

@@ -8,6 +8,8 @@ and a line saying that finished cells are kept.
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -52,10 +54,40 @@ def parse_cell_seeds(text: str) -> int | None:
     raise UsageError(f"--cell-seeds {text!r}: expected a positive count or 'all'")
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for every command: a flag that does not parse is one line on stderr,
+    ``error: <what argparse says> (<prog> --help lists the options)``, and exit status 2 (argparse's own error
+    prints the whole usage before it)."""
+
+    def error(self, message: str):
+        print(f"error: {message} ({self.prog} --help lists the options)", file=sys.stderr)
+        sys.exit(2)
+
+
+PLUGINS = "FUSIONBENCH_PLUGINS"
+"""The environment variable naming the user's modules (comma-separated, importable from ``sys.path``) that every
+command imports before it starts: their registrations (a fusion, dataset, task, metric or cost measure defined
+outside this project's packages) then reach every command, e.g. the report of a run that used them."""
+
+
+def import_plugins() -> list[str]:
+    """Import the modules named by ``FUSIONBENCH_PLUGINS``; returns their names. One that cannot be imported
+    raises ``ValueError`` naming it and why."""
+    names = [part.strip() for part in os.environ.get(PLUGINS, "").split(",") if part.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ValueError(f"{PLUGINS} names the module {name!r}, which cannot be imported: {error}") from None
+    return names
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run ``main(argv)``; a bad-input error (``ValueError``, ``OSError``, ``KeyError``) becomes one line and
-    exit status 2, failed cells (``CellsFailed``) the summary and exit status 1, Ctrl-C exit status 130."""
+    """Import the user's plugins (``FUSIONBENCH_PLUGINS``), then run ``main(argv)``; a bad-input error
+    (``ValueError``, ``OSError``, ``KeyError``) becomes one line and exit status 2, failed cells (``CellsFailed``)
+    the summary and exit status 1, Ctrl-C exit status 130."""
     try:
+        import_plugins()
         return int(main(argv) or 0)
     except KeyboardInterrupt:
         print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)

@@ -148,6 +148,8 @@ _RECORD = (
     Column("seed", "int", "", "the training seed", required=True),
     Column("protocol", "str", "", "the training protocol that produced the record: 'shared' or 'reference' "
            "(``--protocol``); absent in records written before protocols: 'shared'"),
+    Column("labels", "str", "", "the labels the cell was trained and tested on: 'raw', or 'rounded' to integers (the "
+           "reference protocol's Acc-7 cell, ``<label>[acc7]``); absent in older records: 'raw'"),
     Column("dataset", "str", "", "the dataset's registered name"),
     Column("task", "str", "", "the dataset's task, a ``tasks`` registration (absent in version 1 records: their "
            "metric columns tell it)"),

@@ -56,7 +56,10 @@ def test_seeds_count_list_range_and_one(text, seeds):
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["0", "a", "1,,2", "3-1", "-1", "1,1", ",", "1-2-3"])
+@pytest.mark.parametrize("text", [
+    "0", "a", "1,,2", "3-1", "-1", "1,1", ",", "1-2-3", "1_000", "10000000000", "99999999999999999999", "4294967296,",
+    "0-20000",
+])
 def test_bad_seeds_are_one_usage_error(text):
     with pytest.raises(UsageError, match="--seeds"):
         parse_seeds(text)
@@ -74,6 +77,8 @@ def test_seed_runs_one_seed_and_excludes_seeds():
     assert seeds_of(_parser().parse_args(["--seed", "7"])) == [7]
     assert seeds_of(_parser().parse_args(["--seeds", "7"])) == list(range(7))
     assert seeds_of(_parser().parse_args([])) == [0, 1, 2]
+    with pytest.raises(UsageError, match=r"--seed 4294967296: a seed must lie in \[0, 2\*\*32\)"):
+        seeds_of(_parser().parse_args(["--seed", "4294967296"]))  # NumPy would take it as seed 0
     with pytest.raises(SystemExit):
         _parser().parse_args(["--seed", "7", "--seeds", "3"])
 

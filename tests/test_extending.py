@@ -57,3 +57,27 @@ def test_a_registered_fusion_is_built_parsed_and_trained_by_name(toy_fusion, tmp
 def test_a_name_registered_twice_is_refused(toy_fusion):
     with pytest.raises(ValueError, match="fusion 'maxmean' is already registered by"):
         register_fusion("maxmean")(type("Other", (Fusion,), {}))
+
+
+def test_plugins_named_in_the_environment_reach_every_command(tmp_path, monkeypatch, capsys, scratch_tasks):
+    """A metric registered in the user's own module, named in ``FUSIONBENCH_PLUGINS``, is known to a command
+    that never imports that module itself (e.g. a later report of a run that used it)."""
+    import sys
+
+    import tasks
+    from records.cli import run_cli
+
+    (tmp_path / "my_metrics.py").write_text(
+        "import numpy as np\nfrom tasks import register_metric\n\n"
+        "@register_metric(higher_is_better=False, unit='label units', definition='largest absolute error',\n"
+        "                 tasks=['sentiment'])\n"
+        "def plugin_max_error(labels, predictions):\n"
+        "    return float(np.abs(labels - predictions).max())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_metrics", raising=False)
+    monkeypatch.setenv("FUSIONBENCH_PLUGINS", "my_metrics")
+    assert run_cli(lambda argv: 0 if "plugin_max_error" in tasks.get_task("sentiment").metrics else 3, []) == 0
+    monkeypatch.setenv("FUSIONBENCH_PLUGINS", "my_metrics, not_a_module")
+    assert run_cli(lambda argv: 0, []) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: FUSIONBENCH_PLUGINS names the module 'not_a_module', which cannot be imported")

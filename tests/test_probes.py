@@ -198,6 +198,15 @@ def test_a_missing_checkpoint_is_recorded_and_one_line(run_copy, tmp_path, capsy
     assert _probe_part(run_copy, tmp_path).absent == ["embeddings and robustness: no checkpoint.pt for concat seed 0"]
 
 
+def test_a_cell_of_a_newer_schema_is_not_probed(run_copy, capsys, monkeypatch):
+    """record.json versions the checkpoint beside it: a newer version is refused before the checkpoint is read."""
+    monkeypatch.delenv("FUSIONBENCH_DEBUG", raising=False)
+    record = _cell_folder(run_copy, "concat", 0) / "record.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "schema_version": 99}))
+    assert run_cli(probe_main, [str(run_copy), "--device", "cpu", "--quiet"]) == 2
+    assert "schema version 99" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["{missing}"], "does not exist"),
     (["{run}", "--cell-seeds", "0"], "--cell-seeds '0': expected a positive count or 'all'"),

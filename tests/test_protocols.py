@@ -335,3 +335,19 @@ def test_reference_protocol_trains_every_fusion_on_a_mosi_file(tmp_path):
 def test_unknown_protocol_is_one_error_line(tmp_path, capsys):
     assert run_cli(run_main, ["--fusions", "concat", "--protocol", "papers", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == "error: unknown protocol 'papers'; protocols: shared, reference"
+
+
+def test_a_reference_run_with_its_rounded_cell_ends_with_probes_and_report(tmp_path):
+    """The rounded-label cell (``grf[acc7]``) scores other targets for the same samples: it stays in the tables
+    and is left out of the per-sample tests and the probes, with a line in the report's index (before, the run
+    stopped at the probes: 'grf[acc7] seed 0 was tested on other samples than the first cell')."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(tiny_toml() + "[datasets.synthetic]\nsizes = [48, 24, 24]\nseq_lens = 8\n")
+    out = tmp_path / "out"
+    assert run_main(["--fusions", "grf,concat", "--protocol", "reference", "--epochs", "1", "--seed", "0",
+                     "--config", str(config), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.fusion) == ["grf", "grf[acc7]", "concat"] and list(runs.labels) == ["raw", "rounded", "raw"]
+    assert set(pd.read_csv(out / "probes" / "probed_cells.csv").fusion) == {"grf", "concat"}
+    assert "grf[acc7]" in (out / "report" / "tables" / "comparison.md").read_text()
+    assert "grf[acc7]: trained and tested on rounded labels" in (out / "report" / "README.md").read_text()

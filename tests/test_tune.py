@@ -87,7 +87,7 @@ def tuned(tmp_path_factory, tiny_config) -> Path:
     """A 3-trial CLI tuning of concat on tiny synthetic data with the default SQLite storage."""
     out = tmp_path_factory.mktemp("tuned")
     result = tune_cli("--fusion", "concat", "--trials", "3", "--config", str(tiny_config), "--out", str(out),
-                      "--seed", "1", "--device", "cpu")
+                      "--sampler-seed", "1", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("trial ") >= 3 and "best: trial" in result.stdout
     return out
@@ -129,6 +129,9 @@ def test_params_tuned_is_picked_up_by_the_runner(tuned, tiny_config, tmp_path, m
     assert cell.hash == best["config_hash"]  # the very configuration of the best trial
     untuned = resolve(build_config(untuned_spec), "concat", described)
     assert cell.hash != untuned.hash
+    with pytest.raises(ConfigError, match=r"was tuned under --protocol shared; this run trains under --protocol "
+                                          r"reference: tune again with --protocol reference"):
+        build_config(RunSpec(**{**spec.__dict__, "protocol": "reference"}))  # another question's answer
 
     records = run_benchmark(spec, quiet=True, report=False)
     assert records.loc[0, "config_hash"] == cell.hash

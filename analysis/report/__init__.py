@@ -35,7 +35,11 @@ import sys
 import time
 from pathlib import Path
 
-from records.cli import parse_cell_seeds, parse_names
+from records.cli import (
+    ArgumentParser,
+    parse_cell_seeds,
+    parse_names,
+)
 from records.io import atomic_write_text, check_writable
 from tasks import get_task
 
@@ -49,6 +53,7 @@ from .sections import (
     probe_analyses,
     rank_statistics,
     record_figures,
+    sample_records,
     sample_statistics,
     seed_statistics,
     trained_records,
@@ -109,8 +114,9 @@ def write_report(
     comparisons = seed_statistics(ctx)
     rank_statistics(ctx)
     trained = trained_records(ctx)
-    predictions, missing = cell_files(run, trained, "predictions.csv")
-    if missing or trained["fusion"].nunique() < 2:
+    compared = sample_records(ctx, trained)
+    predictions, missing = cell_files(run, compared, "predictions.csv")
+    if missing or compared["fusion"].nunique() < 2:
         reason = (f"no predictions.csv for {', '.join(missing)}" if missing else
                   "fewer than 2 fusions have a trained cell")
         index.absent.append(f"per-sample tests: {reason}")
@@ -147,7 +153,7 @@ def write_report(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m analysis.report", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

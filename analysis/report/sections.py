@@ -19,7 +19,7 @@ from .. import claims, plots, stats
 from ..cd_diagram import plot_cd_diagram
 from ..cost_curves import fit_exponents, plot_scaling, read_cost_records
 from ..embeddings import plot_embeddings
-from ..records import RunFolder, failed_cells
+from ..records import RunFolder, failed_cells, sample_comparable
 from ..robustness import noise_levels, plot_robustness, robustness_summary
 from ..significance import per_sample_tests, rank_tests
 from ..tables import (
@@ -71,6 +71,14 @@ def _lead_metric(ctx: Context) -> str | None:
 def trained_records(ctx: Context) -> pd.DataFrame:
     """The records of cells that trained (not failed): the ones with stored predictions, curves, checkpoint."""
     return ctx.records[~failed_cells(ctx.records)]
+
+
+def sample_records(ctx: Context, trained: pd.DataFrame) -> pd.DataFrame:
+    """The trained records the per-sample tests compare (``sample_comparable``); the others noted in the index."""
+    kept, note = sample_comparable(trained)
+    if note:
+        ctx.index.absent.append(f"per-sample tests and probes: {note}")
+    return kept
 
 
 def seed_statistics(ctx: Context) -> pd.DataFrame | None:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis.records import failed_cells, load_run, primary_setting
+from analysis.records import failed_cells, load_run, primary_setting, sample_comparable
 from records.io import check_writable
 from records.layout import cell_dir, probes_dir
 from records.schema import write_document, write_table
@@ -62,9 +62,10 @@ class ProbeRecords:
 
 
 def probe_cells(records: pd.DataFrame, cell_seeds: int | None) -> pd.DataFrame:
-    """The records probed: those of trained (not failed) cells, the first ``cell_seeds`` seeds (in seed order) of
+    """The records probed: those of trained (not failed) cells on the run's own labels (``sample_comparable``),
+    the first ``cell_seeds`` seeds (in seed order) of
     each fusion, fusions in their order in ``records``; every trained seed when ``cell_seeds`` is None."""
-    trained = records[~failed_cells(records)]
+    trained, _ = sample_comparable(records[~failed_cells(records)])
     if trained.empty:
         return trained
     return pd.concat([trained[trained["fusion"] == fusion].sort_values("seed").head(cell_seeds or len(trained))

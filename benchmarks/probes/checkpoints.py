@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from fusions import Predictor, build_predictor
+from records.schema import record_version
 from tasks import get_task, same_task
 
 from ..config import Protocol
@@ -62,10 +63,13 @@ class StoredCell:
 def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device | str = "cpu") -> StoredCell:
     """The cell stored in ``folder`` (``cells/<fusion>-<hash>/seed<k>``); ``FileNotFoundError`` without a
     checkpoint, ``ValueError`` when the dataset no longer fits the stored feature sizes or task (a task name of an
-    older version is read with ``tasks.same_task``) or the weights no longer fit the fusion's code."""
+    older version is read with ``tasks.same_task``) or the weights no longer fit the fusion's code;
+    ``records.schema.SchemaError`` when the cell's ``record.json`` (which versions the checkpoint beside it) was
+    written by a newer schema version."""
     path = Path(folder) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
+    record_version(folder)  # a newer version is refused before its checkpoint is read
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     config = checkpoint["config"]
     data = datasets.load(config["dataset"])

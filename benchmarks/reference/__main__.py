@@ -14,7 +14,6 @@ Writes ``reference.csv`` (one row per model), ``reference.md`` (the printed tabl
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from records.cli import ArgumentParser
 from records.io import atomic_write_json, atomic_write_text, check_writable
 from records.schema import write_table
 
@@ -109,7 +109,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reference", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m benchmarks.reference", description=__doc__.split("\n\n")[0])
     for name, check in REFERENCES.items():
         parser.add_argument(check.flag, dest=f"{name}_repo", default=os.environ.get(check.env), metavar="DIR",
                             help=f"checkout of {check.url} (default: ${check.env})")
