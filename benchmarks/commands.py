@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from records.cli import COMMAND_NAME
+
 from .cli import run_cli
 
 COMMANDS = {
@@ -49,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return run_cli(module.main, rest)
+    token = COMMAND_NAME.set(f"fusionbench {name}")
+    try:
+        return run_cli(module.main, rest)
+    finally:
+        COMMAND_NAME.reset(token)
 
 
 if __name__ == "__main__":

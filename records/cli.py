@@ -9,6 +9,7 @@ and a line saying that finished cells are kept.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import importlib
 import os
 import sys
@@ -54,10 +55,20 @@ def parse_cell_seeds(text: str) -> int | None:
     raise UsageError(f"--cell-seeds {text!r}: expected a positive count or 'all'")
 
 
+COMMAND_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("command_name", default=None)
+"""The name a command was started by when not its ``python -m`` form (``fusionbench run``): its usage and error
+lines say that name."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser for every command: a flag that does not parse is one line on stderr,
     ``error: <what argparse says> (<prog> --help lists the options)``, and exit status 2 (argparse's own error
-    prints the whole usage before it)."""
+    prints the whole usage before it). ``prog`` is ``COMMAND_NAME`` when that is set."""
+
+    def __init__(self, *args, **kwargs):
+        if COMMAND_NAME.get() and kwargs.get("add_help", True):
+            kwargs["prog"] = COMMAND_NAME.get()
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         print(f"error: {message} ({self.prog} --help lists the options)", file=sys.stderr)

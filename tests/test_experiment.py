@@ -131,6 +131,11 @@ def test_fusionbench_lists_its_commands_and_refuses_an_unknown_one(capsys):
     assert all(name in listed for name in commands.COMMANDS)
     assert commands.main(["nope"]) == 2
     assert "unknown command 'nope'; commands: run, tune" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # argparse's error, as one line
+        commands.main(["run", "--fusions", "grf", "--bogus"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == ("error: unrecognized arguments: --bogus (fusionbench run --help lists the "
+                                       "options)\n")
 
 
 def test_fusionbench_run_is_benchmarks_run(tmp_path, tiny):
