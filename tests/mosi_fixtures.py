@@ -1,9 +1,10 @@
-"""Writers of small MOSI files in each distributed format, and the values a loader must return for them.
+"""Writers of small MOSI (and MOSEI) files in each distributed format, and the values a loader must return for them.
 
 Every writer takes a list of ``Segment`` (video, clip, label, split) and returns the truth: per split the segment
 ids, labels and, per modality, the list of real steps ``[n_i, dim]`` (with non-finite values already replaced by 0)
-in the order a loader returns them. Segments use real MOSI video ids (from mmsdk's standard folds) or, with the
-shared data present, the real segments (``real_segments``).
+in the order a loader returns them. Segments use real MOSI video ids (from mmsdk's standard folds; MOSEI's with
+``folds=MOSEI_FOLDS``) or, with the shared data present, the real segments (``real_segments``). The pickle writers
+take MOSEI's feature sizes and sequence lengths as ``dims`` / ``steps``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ MODALITIES = ("text", "audio", "vision")
 FOLDS = dict(zip(SPLITS, (mmdatasdk.cmu_mosi.standard_folds.standard_train_fold,
                           mmdatasdk.cmu_mosi.standard_folds.standard_valid_fold,
                           mmdatasdk.cmu_mosi.standard_folds.standard_test_fold)))
+MOSEI_FOLDS = dict(zip(SPLITS, (mmdatasdk.cmu_mosei.standard_folds.standard_train_fold,
+                                mmdatasdk.cmu_mosei.standard_folds.standard_valid_fold,
+                                mmdatasdk.cmu_mosei.standard_folds.standard_test_fold)))
 LABELS_CSD = SHARED_MOSI / "CMU_MOSI_Opinion_Labels.csd"
 LABEL_CSV = SHARED_MOSI / "label.csv"
 
@@ -41,14 +45,15 @@ class Segment:
         return f"{self.video}_{self.clip}"
 
 
-def sample_segments(per_split: tuple[int, int, int] = (12, 6, 6), seed: int = 0) -> list[Segment]:
-    """A few segments per split, 3 per video of that split's standard fold, labels in [-3, 3] in steps of 0.2."""
+def sample_segments(per_split: tuple[int, int, int] = (12, 6, 6), seed: int = 0, folds=FOLDS) -> list[Segment]:
+    """A few segments per split, 3 per video of that split's standard fold (``folds``: MOSI's, or
+    ``MOSEI_FOLDS``), labels in [-3, 3] in steps of 0.2."""
     rng = np.random.default_rng(seed)
     segments = []
     for split, count in zip(SPLITS, per_split):
         for k in range(count):
             label = float(np.round(rng.uniform(-3, 3) * 5) / 5)
-            segments.append(Segment(FOLDS[split][k // 3], k % 3 + 1, label, split))
+            segments.append(Segment(folds[split][k // 3], k % 3 + 1, label, split))
     return segments
 
 
@@ -94,7 +99,8 @@ def _truth(parts: dict[str, list[Segment]]) -> dict:
 
 def write_mult(path: Path, segments: list[Segment], aligned: bool = True, dims=(300, 5, 20), steps=None,
                with_ids: bool = True, seed: int = 0, side: str = "left") -> dict:
-    """A MulT pickle (``mosi_data.pkl`` / ``mosi_data_noalign.pkl``): zero padding on ``side`` (MulT's own files:
+    """A MulT pickle (``mosi_data.pkl`` / ``mosi_data_noalign.pkl``; MOSEI's ``mosei_senti_data[_noalign].pkl``
+    with ``dims=(300, 74, 35)``, ``steps=(50, 500, 500)`` unaligned): zero padding on ``side`` (MulT's own files:
     left; the same ``seed`` gives the same real steps on either side), ``-inf`` in audio, ``labels`` ``[N, 1, 1]``,
     ``id`` ``[N, 3]`` bytes (``video_clip``, start, end). The first segment of each split has no vision (all-zero
     rows)."""
@@ -127,13 +133,15 @@ def write_mult(path: Path, segments: list[Segment], aligned: bool = True, dims=(
     return truth
 
 
-def write_mmsa(path: Path, segments: list[Segment], aligned: bool = True, side: str = "left", seed: int = 0) -> dict:
+def write_mmsa(path: Path, segments: list[Segment], aligned: bool = True, side: str = "left", seed: int = 0,
+               dims=(5, 20), steps=(375, 500)) -> dict:
     """An MMSA pickle (``aligned_50.pkl`` / ``unaligned_50.pkl``): BERT ``text`` ``[N, 50, 768]`` whose padded
-    positions are NOT zero, ``text_bert`` ``[N, 3, 50]``, audio / vision padded on ``side`` (with stored
-    ``audio_lengths`` / ``vision_lengths`` when unaligned), ``regression_labels`` ``[N]``, ids ``video$_$clip``."""
+    positions are NOT zero, ``text_bert`` ``[N, 3, 50]``, audio / vision of ``dims`` features (MOSI 5, 20; MOSEI
+    74, 35) padded on ``side`` (``steps`` when unaligned, with stored ``audio_lengths`` / ``vision_lengths``; 50
+    when aligned), ``regression_labels`` ``[N]``, ids ``video$_$clip``."""
     rng = np.random.default_rng(seed)
-    steps = {"text": 50, "audio": 50 if aligned else 375, "vision": 50 if aligned else 500}
-    dims = {"text": 768, "audio": 5, "vision": 20}
+    steps = {"text": 50, **dict(zip(("audio", "vision"), (50, 50) if aligned else steps))}
+    dims = {"text": 768, **dict(zip(("audio", "vision"), dims))}
     parts = by_split(segments)
     truth, data = _truth(parts), {}
     for split, segs in parts.items():

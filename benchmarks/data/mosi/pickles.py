@@ -1,4 +1,8 @@
-"""The processed MOSI pickles of the MulT and MMSA projects: ``{train, valid, test}`` dicts of numpy arrays.
+"""The processed MOSI and MOSEI pickles of the MulT and MMSA projects: ``{train, valid, test}`` dicts of numpy arrays.
+
+Both datasets share the layouts below; MOSEI's feature sizes differ (MulT: text 300, audio COVAREP 74, vision
+Facet 35, audio / vision 500 steps unaligned; MMSA: text 768, audio 74, vision 35). The readers take the sizes
+the file holds.
 
 MulT (``mosi_data.pkl`` word-aligned, ``mosi_data_noalign.pkl`` unaligned; github.com/yaohungt/Multimodal-Transformer):
 each split holds ``text`` ``[N, 50, 300]`` (GloVe), ``audio`` ``[N, T_a, 5]`` (COVAREP; 50 aligned, 375 unaligned),
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import SPLITS, DataError
-from .prepare import MODALITIES, Padded, RawSplit, settle_padding, stored_padding, zero_row_padding
+from .prepare import MODALITIES, Corpus, Padded, RawSplit, settle_padding, stored_padding, zero_row_padding
 
 MULT_KEYS = ("text", "audio", "vision", "labels")
 MMSA_KEYS = ("text", "text_bert", "audio", "vision", "regression_labels", "id")
@@ -40,22 +44,24 @@ FORMAT_NAMES = {"mult": "MulT pickle", "mmsa": "MMSA pickle"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def read_pickle(path: Path, describe: str) -> tuple[str, str, dict[str, RawSplit]]:
-    """Read a MulT or MMSA pickle: its format (``"mult"`` / ``"mmsa"``), the source as named in messages and the
-    raw splits. ``describe`` is the one-line list of accepted formats used when the file is none of them."""
-    data = _unpickle(path, describe)
+def read_pickle(path: Path, corpus: Corpus) -> tuple[str, str, dict[str, RawSplit]]:
+    """Read a MulT or MMSA pickle of ``corpus``: its format (``"mult"`` / ``"mmsa"``), the source as named in
+    messages (``"<title> file <path> (<format>)"``) and the raw splits. Anything else raises a one-line
+    ``DataError`` that names the file and ends with ``corpus.accepted``."""
+    title, describe = corpus.title, corpus.accepted
+    data = _unpickle(path, title, describe)
     present = [data[name] for name in SPLITS if isinstance(data, dict) and isinstance(data.get(name), dict)]
     if not present:
-        raise DataError(f"MOSI file {path} is a pickle but not of MOSI splits (it holds {_sketch(data)}); "
+        raise DataError(f"{title} file {path} is a pickle but not of {title} splits (it holds {_sketch(data)}); "
                         f"expected {describe}")
     if "regression_labels" in present[0] or "text_bert" in present[0]:
         fmt, read = "mmsa", _mmsa_split
     elif "labels" in present[0]:
         fmt, read = "mult", _mult_split
     else:
-        raise DataError(f"MOSI file {path} holds splits with keys {sorted(map(str, present[0]))}, neither MulT "
+        raise DataError(f"{title} file {path} holds splits with keys {sorted(map(str, present[0]))}, neither MulT "
                         f"({', '.join(MULT_KEYS)}) nor MMSA ({', '.join(MMSA_KEYS)}); expected {describe}")
-    where = f"MOSI file {path} ({FORMAT_NAMES[fmt]})"
+    where = f"{title} file {path} ({FORMAT_NAMES[fmt]})"
     read_splits = {}
     for name in SPLITS:
         if not isinstance(data.get(name), dict):
@@ -69,15 +75,15 @@ def read_pickle(path: Path, describe: str) -> tuple[str, str, dict[str, RawSplit
     return fmt, where, splits
 
 
-def _unpickle(path: Path, describe: str) -> object:
+def _unpickle(path: Path, title: str, describe: str) -> object:
     """The unpickled object; ``DataError`` for an HDF5 file (a single .csd) or anything that is not a pickle."""
     try:
         handle = open(path, "rb")  # closed by the with below
     except OSError as error:
-        raise DataError(f"cannot read MOSI file {path}: {error.strerror or error}") from None
+        raise DataError(f"cannot read {title} file {path}: {error.strerror or error}") from None
     with handle:
         if handle.read(8) == HDF5_SIGNATURE:
-            raise DataError(f"MOSI file {path} is a single HDF5 (.csd) file; pass the folder that holds the "
+            raise DataError(f"{title} file {path} is a single HDF5 (.csd) file; pass the folder that holds the "
                             f"CMU-MultimodalSDK .csd files instead (expected {describe})")
         for encoding in ("ASCII", "latin1"):  # latin1 reads Python 2 pickles of numpy arrays
             handle.seek(0)
@@ -87,7 +93,7 @@ def _unpickle(path: Path, describe: str) -> object:
                 error = caught
                 if not isinstance(caught, UnicodeDecodeError):
                     break
-    raise DataError(f"MOSI file {path} is none of the accepted formats (not a pickle: {type(error).__name__}); "
+    raise DataError(f"{title} file {path} is none of the accepted formats (not a pickle: {type(error).__name__}); "
                     f"expected {describe}")
 
 

@@ -4,7 +4,8 @@ A format reader turns its file into one ``RawSplit`` per split: per modality the
 (``[N, time, dim]``, any float dtype, non-finite values allowed), how many steps of each sample are real and on
 which side the padding sits. A reader whose file does not say the side gives ``Padded`` arrays to
 ``settle_padding`` (the rule is in its docstring). ``build_mosi`` turns the three splits into the ``Dataset``
-every loader returns:
+every loader returns (MOSI's and MOSEI's, which differ only in the ``Corpus`` facts: name, standard split sizes,
+where the data is found):
 
 * real steps first and zero padding after, bool masks (True = real step), float32;
 * non-finite feature values (the ``-inf`` in COVAREP audio, NaN) replaced by 0, with ONE warning that gives the
@@ -18,10 +19,11 @@ every loader returns:
   its first step marked real, with zero features; ``info["empty"]`` counts them per modality;
 * checks that fail with a one-line ``DataError``: an empty split, labels that are non-finite or outside
   [-3, 3], a feature size that differs between splits;
-* ``info``: format, path, split counts (also logged, with a warning when they are not the standard
-  1284 / 229 / 686), per modality the replaced values (``nonfinite_replaced``), the extreme values (``extreme``),
-  the empty samples (``empty``) and the samples read as padded on each side (``padding``:
-  ``{"left": n, "right": n}``; samples with no padding or no real step count in neither).
+* ``info``: format, path, split counts (also logged, with a one-line warning when they are not the corpus's
+  standard split, MOSI's 1284 / 229 / 686, MOSEI's 16326 / 1871 / 4659), per modality the replaced values
+  (``nonfinite_replaced``), the extreme values (``extreme``), the empty samples (``empty``) and the samples read
+  as padded on each side (``padding``: ``{"left": n, "right": n}``; samples with no padding or no real step count
+  in neither).
 """
 
 from __future__ import annotations
@@ -38,9 +40,25 @@ from ..dataset import SPLITS, DataError, Dataset, Split
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("text", "audio", "vision")
-STANDARD_COUNTS = {"train": 1284, "valid": 229, "test": 686}
 LABEL_RANGE = (-3.0, 3.0)
 EXTREME_MAGNITUDE = 1e6  # finite feature values beyond it are warned about (see the module docstring)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What tells one dataset read by these readers from another (MOSI, MOSEI). ``name``: the ``--dataset`` value
+    and ``Dataset.name``; ``title``: the dataset as named in messages; ``standard``: the documented split sizes
+    (train / valid / test), a file that differs is read with one warning; ``env``: the environment variable read
+    when no path is given; ``pickle_names``: the pickles a data folder may hold; ``accepted`` / ``sources``: the
+    accepted formats and where they are distributed, as said in error messages."""
+
+    name: str
+    title: str
+    standard: dict[str, int]
+    env: str
+    pickle_names: tuple[str, ...]
+    accepted: str
+    sources: str
 
 
 @dataclass
@@ -148,15 +166,16 @@ class _Found:
     right: int = 0
 
 
-def build_mosi(raw: dict[str, RawSplit], where: str, info: dict) -> Dataset:
-    """The MOSI ``Dataset`` from the three raw splits. ``where`` names the source in error messages and warnings
-    (e.g. ``"MOSI file /data/mosi_data.pkl (MulT pickle)"``); ``info`` (format, path, ...) is extended."""
-    _check(raw, where)
+def build_mosi(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus) -> Dataset:
+    """The ``corpus``'s ``Dataset`` (task ``sentiment``) from the three raw splits. ``where`` names the source in
+    error messages and warnings (e.g. ``"MOSI file /data/mosi_data.pkl (MulT pickle)"``); ``info`` (format, path,
+    ...) is extended. Raises ``DataError`` (one line) for the failed checks of the module docstring."""
+    _check(raw, where, corpus.standard)
     found = {m: _Found() for m in MODALITIES}
     splits = {name: _to_split(raw[name], found) for name in SPLITS}
     counts = {name: len(raw[name].labels) for name in SPLITS}
     _warn(found, where)
-    standard = counts == STANDARD_COUNTS
+    standard = counts == corpus.standard
     info = {
         **info, "counts": counts, "standard_split": standard,
         "nonfinite_replaced": {m: sum(f.nonfinite.values()) for m, f in found.items()},
@@ -165,18 +184,19 @@ def build_mosi(raw: dict[str, RawSplit], where: str, info: dict) -> Dataset:
     }
     logger.info("%s: train %d, valid %d, test %d segments", where, *counts.values())
     if not standard:
-        logger.warning("%s: split sizes %s differ from the standard MOSI split %s (an incomplete file?)",
-                       where, "/".join(map(str, counts.values())), "/".join(map(str, STANDARD_COUNTS.values())))
-    return Dataset(name="mosi", **splits, modality_names=list(MODALITIES), task="sentiment", info=info)
+        logger.warning("%s: split sizes %s differ from the standard %s split %s (an incomplete file?); read as "
+                       "they are", where, "/".join(map(str, counts.values())), corpus.title,
+                       "/".join(map(str, corpus.standard.values())))
+    return Dataset(name=corpus.name, **splits, modality_names=list(MODALITIES), task="sentiment", info=info)
 
 
-def _check(raw: dict[str, RawSplit], where: str) -> None:
+def _check(raw: dict[str, RawSplit], where: str, standard: dict[str, int]) -> None:
     low, high = LABEL_RANGE
     for name in SPLITS:
         split = raw[name]
         if len(split.labels) == 0:
             raise DataError(f"{where}: split {name!r} is empty; expected segments "
-                            f"(the standard split has {STANDARD_COUNTS[name]})")
+                            f"(the standard split has {standard[name]})")
         labels = np.asarray(split.labels, dtype=np.float64)
         bad = ~np.isfinite(labels) | (labels < low) | (labels > high)
         if bad.any():
