@@ -102,17 +102,19 @@ def failed_cells(records: pd.DataFrame) -> pd.Series:
 def sample_comparable(records: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The records whose cells were tested on the run's own labels, and a note naming the others.
 
-    A cell trained and tested on labels rounded to integers (``labels`` "rounded": the reference protocol's Acc-7
-    cell, ``<label>[acc7]``) scores other targets for the same samples, so it takes no part in the per-sample tests
-    and the probes (its row stays in every table). Records without a ``labels`` column are all on the raw labels.
+    A cell trained and tested on transformed labels (``labels`` other than "raw", e.g. "rounded": the reference
+    protocol's Acc-7 cell, ``<label>[acc7]``) scores other targets for the same samples, so it takes no part in
+    the per-sample tests and the probes (its row stays in every table). Records without a ``labels`` column are
+    all on the raw labels.
     """
     if "labels" not in records.columns:
         return records, ""
-    rounded = records["labels"].eq("rounded")
-    if not rounded.any():
+    other = records["labels"].fillna("raw").ne("raw")
+    if not other.any():
         return records, ""
-    names = ", ".join(dict.fromkeys(records.loc[rounded, "fusion"]))
-    return records[~rounded], f"{names}: trained and tested on rounded labels, so not compared sample by sample"
+    names = ", ".join(f"{fusion}: trained and tested on {labels} labels" for fusion, labels in
+                      dict.fromkeys(zip(records.loc[other, "fusion"], records.loc[other, "labels"])))
+    return records[~other], f"{names}, so not compared sample by sample"
 
 
 def failure_lines(records: pd.DataFrame) -> list[str]:

@@ -24,6 +24,7 @@ from .config import CellConfig
 from .data import Dataset
 from .experiment import Experiment, RunSpec
 from .probes import measure_probes
+from .probes.checkpoints import DatasetCache
 from .protocols import with_rounded_cells
 from .store import run_metadata
 
@@ -119,7 +120,8 @@ def finish_run(run: PreparedRun, records: pd.DataFrame, quiet: bool, report: boo
     if report:
         from analysis.report import write_report  # matplotlib and scikit-learn only when reporting
 
-        measure_probes(run.out, device=run.device)
+        measure_probes(run.out, device=run.device,  # the run's data, not read again
+                       datasets=DatasetCache.holding(run.experiment.described, run.data))
         write_report(run.out, quiet=quiet)
 
 

@@ -68,3 +68,12 @@ def pg_url() -> str:
             pytest.fail("CI is set but FUSIONBENCH_PG_URL is not: .ci/run could not start PostgreSQL")
         pytest.skip("needs FUSIONBENCH_PG_URL (a PostgreSQL server)")
     return url
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+    """No reference checkout named by the environment (``FUSIONBENCH_<MODEL>_REPO``): the test's own flags count."""
+    from benchmarks.reference import REFERENCES
+
+    for check in REFERENCES.values():
+        monkeypatch.delenv(check.env, raising=False)

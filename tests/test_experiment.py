@@ -24,6 +24,7 @@ from benchmarks.cli import (
     seeds_of,
 )
 from benchmarks.experiment import Experiment, ExperimentSpec, RunSpec
+from benchmarks.run import run_benchmark
 from benchmarks.tune import TuneSpec, tune
 from tests.test_run import TINY_CONFIG
 
@@ -151,3 +152,16 @@ def test_fusionbench_run_is_benchmarks_run(tmp_path, tiny):
     bad = subprocess.run([sys.executable, "-m", "benchmarks.commands", "run", "--fusions", "concat", "--seeds", "x"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --seeds 'x'")
+
+
+def test_a_run_with_its_probes_and_report_loads_its_data_once(tmp_path, tiny, loads, monkeypatch):
+    import benchmarks.probes.checkpoints as stored
+
+    original = stored.load_dataset
+    monkeypatch.setattr(stored, "load_dataset", lambda *args, **kwargs: loads.append(args[0]) or original(
+        *args, **kwargs))
+    out = tmp_path / "run"
+    run_benchmark(RunSpec(fusions=["concat"], seeds=[0], config_file=tiny, device="cpu", out=str(out), epochs=1),
+                  quiet=True)
+    assert (out / "probes" / "robustness.csv").is_file() and (out / "report" / "README.md").is_file()
+    assert loads == ["synthetic"]  # the probes rebuild the cell on the run's data in memory

@@ -141,12 +141,6 @@ def errors(capsys, argv) -> tuple[int, list[str]]:
     return code, [line for line in capsys.readouterr().err.splitlines() if line]
 
 
-@pytest.fixture
-def no_env(monkeypatch):
-    for check in REFERENCES.values():
-        monkeypatch.delenv(check.env, raising=False)
-
-
 def test_bad_checkouts_get_one_error_line(tmp_path, capsys, no_env):
     out = ["--out", str(tmp_path / "out")]
     code, lines = errors(capsys, ["--grf-repo", str(tmp_path / "nope"), *out])

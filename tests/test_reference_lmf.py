@@ -136,12 +136,6 @@ def test_trainer_optimiser_trains_the_factors_at_their_rate(monkeypatch):
     assert [tuple(p.shape) for p in optimizer.param_groups[1]["params"]] == [(5, 2)] * 3  # [d + 1, rank * out]
 
 
-@pytest.fixture
-def no_env(monkeypatch):
-    for check in REFERENCES.values():
-        monkeypatch.delenv(check.env, raising=False)
-
-
 def test_a_checkout_without_lmf_gets_one_error_line(tmp_path, capsys, no_env):
     (tmp_path / "model.py").write_text("import torch\n")
     code = run_cli(main, ["--lmf-repo", str(tmp_path), "--out", str(tmp_path / "out")])

@@ -191,12 +191,6 @@ def test_check_batches_are_the_authors_layout():
         torch.testing.assert_close(video_b[1], padded.xs[2][b, padded.masks[2][b]].mean(0))
 
 
-@pytest.fixture
-def no_env(monkeypatch):
-    for check in REFERENCES.values():
-        monkeypatch.delenv(check.env, raising=False)
-
-
 def test_a_checkout_without_tfn_gets_one_error_line(tmp_path, capsys, no_env):
     (tmp_path / "model.py").write_text("import torch\n")
     code = run_cli(main, ["--tfn-repo", str(tmp_path), "--out", str(tmp_path / "out")])

@@ -74,6 +74,7 @@ def probe_cells(records: pd.DataFrame, cell_seeds: int | None) -> pd.DataFrame:
 
 def measure_probes(
     run_folder: str | Path, device: str | torch.device = "auto", cell_seeds: int | None = 1,
+    datasets: DatasetCache | None = None,
 ) -> ProbeRecords:
     """Measure robustness and embeddings of the run in ``run_folder`` from its checkpoints and write them under
     ``<run_folder>/probes/`` (see the module docstring); returns what was written.
@@ -83,6 +84,8 @@ def measure_probes(
             modality settings is probed on the setting the report's statistics use (``primary_setting``).
         device: where the models run: ``auto``, ``cpu``, ``cuda`` or ``cuda:K``, or a ``torch.device``.
         cell_seeds: seeds per fusion (the first ones), a positive count; None for every trained seed.
+        datasets: the datasets already in memory (``DatasetCache.holding``: the run that just trained), so the
+            probes read none again; default: each loaded from its stored description.
 
     A run that cannot be probed (no trained cell, a cell without ``checkpoint.pt``, stored weights that no longer
     fit the code or dataset) is not an error here: ``meta.json`` then holds the ``reason`` (also returned), any
@@ -122,7 +125,7 @@ def measure_probes(
     if missing:
         return not_measured(f"no checkpoint.pt for {', '.join(missing)}")
 
-    datasets, classes = DatasetCache(), None
+    datasets, classes = datasets or DatasetCache(), None
     curves, silhouettes, embeddings, cells = [], [], [], []
     for (_, row), path in zip(rows.iterrows(), folders):
         try:

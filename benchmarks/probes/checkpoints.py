@@ -25,14 +25,25 @@ from ..train import Evaluation, evaluate, protocol_data, resolve_hparams
 
 
 class DatasetCache:
-    """Datasets by their stored description, each loaded once (cells of one run share one dataset)."""
+    """Datasets by their stored description, each loaded once (cells of one run share one dataset). ``known``:
+    datasets already in memory with their descriptions (the run that just trained on it), so none is read again."""
 
-    def __init__(self):
-        self._loaded: dict[str, Dataset] = {}
+    def __init__(self, known: dict[str, Dataset] | None = None):
+        self._loaded: dict[str, Dataset] = dict(known or {})
+
+    @staticmethod
+    def key(described: dict) -> str:
+        """The cache key of a dataset description (as a cell's ``config.json`` stores it)."""
+        return json.dumps(described, sort_keys=True, default=str)
+
+    @classmethod
+    def holding(cls, described: dict, data: Dataset) -> DatasetCache:
+        """A cache that already holds ``data``, described as ``described`` (a cell's ``dataset``)."""
+        return cls({cls.key(described): data})
 
     def load(self, described: dict) -> Dataset:
         """The dataset ``{"name", "path", "options", "modalities"}`` with its modalities selected in order."""
-        key = json.dumps(described, sort_keys=True, default=str)
+        key = self.key(described)
         if key not in self._loaded:
             data = load_dataset(described["name"], described.get("path"), **described.get("options", {}))
             modalities = described.get("modalities")
