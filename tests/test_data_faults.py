@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.cli import run_cli
 from benchmarks.data import DataError, load_dataset
-from benchmarks.data.mosi.prepare import EXTREME_MAGNITUDE
+from benchmarks.data.affect.prepare import EXTREME_MAGNITUDE
 from benchmarks.run import main as run_main
 from tests.mosi_fixtures import (
     FOLDS,

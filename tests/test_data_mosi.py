@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks.data import DataError, load_dataset
-from benchmarks.data.mosi import sdk
+from benchmarks.data.affect import sdk
 from tests.mosi_fixtures import (
     FOLDS,
     LABEL_CSV,

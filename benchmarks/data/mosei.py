@@ -6,7 +6,7 @@ MulT (github.com/yaohungt/Multimodal-Transformer): ``mosei_senti_data.pkl`` (wor
 zero rows padding on the left. MMSA (github.com/thuiar/MMSA): ``aligned_50.pkl`` / ``unaligned_50.pkl`` with the
 keys of MMSA's MOSI files (BERT text ``[N, 50, 768]``, ``text_bert`` ``[N, 3, 50]``, ``audio_lengths`` /
 ``vision_lengths`` when unaligned, ``regression_labels``, ids ``video$_$clip``). Both are read by MOSI's readers
-(``mosi.pickles``) and post-processing (``mosi.prepare``: padding moved after the real steps, masks, non-finite
+(``affect.pickles``) and post-processing (``affect.prepare``: padding moved after the real steps, masks, non-finite
 values to 0 with one warning); the metrics are MOSI's (MMSA scores both with the same function). The standard
 split is 16326 / 1871 / 4659 segments; a file holding other sizes is read as it is, with one warning.
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .affect.find import data_path, load_pickles
+from .affect.prepare import Corpus
 from .dataset import Dataset
-from .mosi.load import data_path, load_pickles
-from .mosi.prepare import Corpus
 from .registry import register_dataset
 
 MOSEI = Corpus(

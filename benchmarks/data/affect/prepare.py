@@ -1,11 +1,12 @@
-"""What every MOSI format shares once read: padding moved after the real steps, masks, suspect values, checks.
+"""What every distributed format of the affect corpora shares once read: padding moved after the real steps, masks,
+suspect values, checks.
 
 A format reader turns its file into one ``RawSplit`` per split: per modality the padded array as stored
 (``[N, time, dim]``, any float dtype, non-finite values allowed), how many steps of each sample are real and on
 which side the padding sits. A reader whose file does not say the side gives ``Padded`` arrays to
-``settle_padding`` (the rule is in its docstring). ``build_mosi`` turns the three splits into the ``Dataset``
-every loader returns (MOSI's and MOSEI's, which differ only in the ``Corpus`` facts: name, standard split sizes,
-where the data is found):
+``settle_padding`` (the rule is in its docstring). ``build_dataset`` turns the three splits into the ``Dataset``
+every loader returns (MOSI's, MOSEI's, ..., which differ only in the ``Corpus`` facts: name, task and label range,
+standard split sizes, where the data is found):
 
 * real steps first and zero padding after, bool masks (True = real step), float32;
 * non-finite feature values (the ``-inf`` in COVAREP audio, NaN) replaced by 0, with ONE warning that gives the
@@ -17,8 +18,9 @@ where the data is found):
   1e10, 1e30) are far above it; such a value makes training diverge;
 * every sample keeps at least one real step per modality: a sample with no real step (an all-zero modality) gets
   its first step marked real, with zero features; ``info["empty"]`` counts them per modality;
-* checks that fail with a one-line ``DataError``: an empty split, labels that are non-finite or outside
-  [-3, 3], a feature size that differs between splits;
+* checks that fail with a one-line ``DataError``: an empty split, labels that are non-finite or outside the
+  corpus's range (MOSI's [-3, 3]) or, for a classification task, not whole class numbers, a feature size that
+  differs between splits;
 * ``info``: format, path, split counts (also logged, with a one-line warning when they are not the corpus's
   standard split, MOSI's 1284 / 229 / 686, MOSEI's 16326 / 1871 / 4659), per modality the replaced values
   (``nonfinite_replaced``), the extreme values (``extreme``), the empty samples (``empty``) and the samples read
@@ -35,6 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from tasks import get_task
+
 from ..dataset import SPLITS, DataError, Dataset, Split
 
 logger = logging.getLogger(__name__)
@@ -46,11 +50,13 @@ EXTREME_MAGNITUDE = 1e6  # finite feature values beyond it are warned about (see
 
 @dataclass(frozen=True)
 class Corpus:
-    """What tells one dataset read by these readers from another (MOSI, MOSEI). ``name``: the ``--dataset`` value
-    and ``Dataset.name``; ``title``: the dataset as named in messages; ``standard``: the documented split sizes
-    (train / valid / test), a file that differs is read with one warning; ``env``: the environment variable read
-    when no path is given; ``pickle_names``: the pickles a data folder may hold; ``accepted`` / ``sources``: the
-    accepted formats and where they are distributed, as said in error messages."""
+    """What tells one dataset read by these readers from another (MOSI, MOSEI, ...). ``name``: the ``--dataset``
+    value and ``Dataset.name``; ``title``: the dataset as named in messages; ``standard``: the documented split
+    sizes (train / valid / test), a file that differs is read with one warning; ``env``: the environment variable
+    read when no path is given; ``pickle_names``: the pickles a data folder may hold; ``accepted`` / ``sources``:
+    the accepted formats and where they are distributed, as said in error messages. ``task``: the registered task
+    of its labels; ``label_range``: the closed range every label lies in (for a classification task, the class
+    numbers ``0..K-1``); ``label_words``: the labels as named in messages."""
 
     name: str
     title: str
@@ -59,6 +65,9 @@ class Corpus:
     pickle_names: tuple[str, ...]
     accepted: str
     sources: str
+    task: str = "sentiment"
+    label_range: tuple[float, float] = LABEL_RANGE
+    label_words: str = "sentiment scores"
 
 
 @dataclass
@@ -73,12 +82,14 @@ class RawModality:
 
 @dataclass
 class RawSplit:
-    """One split as read: ``modalities`` maps text / audio / vision to ``RawModality``; ``labels``: ``[N]``
-    sentiment in [-3, 3]; ``ids``: N segment ids ``video_clip``."""
+    """One split as read: ``modalities`` maps text / audio / vision to ``RawModality``; ``labels``: ``[N]`` in the
+    corpus's label range; ``ids``: N segment ids ``video_clip``; ``extras``: further per-sample arrays ``[N, ...]``
+    kept in ``Split.extras`` (e.g. CH-SIMS's unimodal labels)."""
 
     modalities: dict[str, RawModality]
     labels: np.ndarray
     ids: list[str]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,13 +177,14 @@ class _Found:
     right: int = 0
 
 
-def build_mosi(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus) -> Dataset:
-    """The ``corpus``'s ``Dataset`` (task ``sentiment``) from the three raw splits. ``where`` names the source in
+def build_dataset(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus) -> Dataset:
+    """The ``corpus``'s ``Dataset`` (task ``corpus.task``) from the three raw splits. ``where`` names the source in
     error messages and warnings (e.g. ``"MOSI file /data/mosi_data.pkl (MulT pickle)"``); ``info`` (format, path,
     ...) is extended. Raises ``DataError`` (one line) for the failed checks of the module docstring."""
-    _check(raw, where, corpus.standard)
+    _check(raw, where, corpus)
     found = {m: _Found() for m in MODALITIES}
-    splits = {name: _to_split(raw[name], found) for name in SPLITS}
+    classification = get_task(corpus.task).kind == "classification"
+    splits = {name: _to_split(raw[name], found, classification) for name in SPLITS}
     counts = {name: len(raw[name].labels) for name in SPLITS}
     _warn(found, where)
     standard = counts == corpus.standard
@@ -187,11 +199,15 @@ def build_mosi(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus)
         logger.warning("%s: split sizes %s differ from the standard %s split %s (an incomplete file?); read as "
                        "they are", where, "/".join(map(str, counts.values())), corpus.title,
                        "/".join(map(str, corpus.standard.values())))
-    return Dataset(name=corpus.name, **splits, modality_names=list(MODALITIES), task="sentiment", info=info)
+    num_classes = int(corpus.label_range[1]) + 1 if classification else None
+    return Dataset(name=corpus.name, **splits, modality_names=list(MODALITIES), task=corpus.task,
+                   num_classes=num_classes, info=info)
 
 
-def _check(raw: dict[str, RawSplit], where: str, standard: dict[str, int]) -> None:
-    low, high = LABEL_RANGE
+def _check(raw: dict[str, RawSplit], where: str, corpus: Corpus) -> None:
+    low, high = corpus.label_range
+    standard = corpus.standard
+    classification = get_task(corpus.task).kind == "classification"
     for name in SPLITS:
         split = raw[name]
         if len(split.labels) == 0:
@@ -199,11 +215,14 @@ def _check(raw: dict[str, RawSplit], where: str, standard: dict[str, int]) -> No
                             f"(the standard split has {standard[name]})")
         labels = np.asarray(split.labels, dtype=np.float64)
         bad = ~np.isfinite(labels) | (labels < low) | (labels > high)
+        if classification:
+            bad |= labels != np.round(labels)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where}: split {name!r} has {int(bad.sum())} label(s) that are non-finite or outside "
+            what = "not whole class numbers in" if classification else "non-finite or outside"
+            raise DataError(f"{where}: split {name!r} has {int(bad.sum())} label(s) that are {what} "
                             f"[{low:g}, {high:g}] (first: {labels[first]} for segment {split.ids[first]!r}); "
-                            f"expected sentiment scores in [{low:g}, {high:g}]")
+                            f"expected {corpus.label_words} in [{low:g}, {high:g}]")
         for modality in MODALITIES:
             dim, train_dim = split.modalities[modality].x.shape[-1], raw["train"].modalities[modality].x.shape[-1]
             if dim != train_dim:
@@ -211,14 +230,15 @@ def _check(raw: dict[str, RawSplit], where: str, standard: dict[str, int]) -> No
                                 f"{train_dim} in 'train'; every split must have the same feature size")
 
 
-def _to_split(raw: RawSplit, found: dict[str, _Found]) -> Split:
+def _to_split(raw: RawSplit, found: dict[str, _Found], classification: bool) -> Split:
     xs, masks = [], []
     for modality in MODALITIES:
         x, mask = _real_first(raw.modalities[modality], found[modality])
         xs.append(x)
         masks.append(mask)
-    labels = torch.as_tensor(np.asarray(raw.labels, dtype=np.float32))
-    return Split(xs=xs, masks=masks, labels=labels, ids=list(raw.ids))
+    labels = torch.as_tensor(np.asarray(raw.labels, dtype=np.int64 if classification else np.float32))
+    extras = {key: torch.as_tensor(np.asarray(value, dtype=np.float32)) for key, value in raw.extras.items()}
+    return Split(xs=xs, masks=masks, labels=labels, ids=list(raw.ids), extras=extras)
 
 
 def _real_first(raw: RawModality, found: _Found) -> tuple[torch.Tensor, torch.Tensor]:
