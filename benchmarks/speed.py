@@ -14,7 +14,13 @@ A training step is ``benchmarks.cost.Harness.train_step`` (the one measured trai
 ``zero_grad``, the predictor's forward pass in train mode, the task's loss (L1 plus ``aux_weight`` times the
 auxiliary head's L1 loss: ``benchmarks.train.prediction_loss``), backward and an Adam step (lr 1e-3, no gradient
 clipping). An eval forward is the predictor in eval mode under ``torch.no_grad``. Times are medians (and IQRs)
-over ``--repeats`` after ``--warmup`` untimed steps (``benchmarks.cost.time_calls``). The reference times are
+over ``--repeats`` after ``--warmup`` untimed steps (``benchmarks.cost.time_calls``).
+
+Utilisation (``benchmarks.cost.utilisation``): each step's FLOPs are counted once (``FlopCounterMode``: matrix
+products and attention, forward and backward), its achieved rate is those FLOPs over the median step time, and its
+utilisation that rate over the dense matmul rate of the same device, measured in the same run at the same thread
+count and dtype (``--dtype bfloat16``: the steps under bf16 autocast and a bf16 matmul; CUDA only). The reference
+times are
 **quoted from issue 5** (the authors' GRF code and the original MulT code, measured by the issue's author on the
 2-core CPU machine), not measured here.
 """
@@ -37,6 +43,7 @@ from tasks import get_task
 from .cli import UsageError, add_device_argument, add_output_arguments, parse_fusions, resolve_device, run_cli
 from .config import CellConfig, Variant, load_preset, resolve
 from .cost import Harness, count_params, make_inputs
+from .cost.utilisation import matmul_rate, step_flops
 from .data.synthetic import MOSI_DIMS, MOSI_NAMES
 from .store import run_metadata
 from .train import prediction_loss, resolve_hparams
@@ -54,6 +61,7 @@ REFERENCES: dict[str, tuple[str, float, float]] = {
     "mult": ("original MulT code (quoted)", 1144.0, 204.0),
 }
 TARGET_SPEEDUP = 1.5
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def paper_cell(spec: str | Variant) -> CellConfig:
@@ -71,48 +79,57 @@ def paper_hparams(spec: str | Variant) -> dict:
 
 def measure_speed(
     spec: str | Variant, hparams: dict | None = None, batch_size: int = BATCH_SIZE, seq_len: int = SEQ_LEN,
-    repeats: int = 10, warmup: int = 3, device: str | torch.device = "cpu", seed: int = 0,
+    repeats: int = 10, warmup: int = 3, device: str | torch.device = "cpu", seed: int = 0, bf16: bool = False,
 ) -> dict:
     """Median / IQR milliseconds of a training step and an eval forward of ``spec``'s MOSI predictor on
     MOSI-shaped inputs (see the module docstring), built with ``hparams`` (default: ``paper_hparams(spec)``).
     Returns ``fusion`` (the spec's label), ``params``, ``train_ms``, ``train_iqr_ms``, ``eval_ms``,
-    ``eval_iqr_ms``. Raises ``UsageError`` for a device that does not parse or is absent."""
+    ``eval_iqr_ms``, and the counted FLOPs of one step (``train_flops``, ``eval_flops``) with the achieved rates
+    (``train_gflops``, ``eval_gflops``: GFLOP/s at the median time). ``bf16``: the steps under bf16 autocast.
+    Raises ``UsageError`` for a device that does not parse or is absent."""
     cell = paper_cell(spec)
     device = resolve_device(str(device))
     hparams = resolve_hparams(cell.hparams, list(MOSI_NAMES)) if hparams is None else hparams
     torch.manual_seed(seed)
     predictor = build_predictor(cell.fusion, list(MOSI_DIMS), task=get_task(TASK).kind, **hparams).to(device)
-    harness = speed_harness(predictor, batch_size, seq_len, device, seed)
+    harness = speed_harness(predictor, batch_size, seq_len, device, seed, bf16)
     trained = harness.time(harness.train_step, warmup, repeats)
     evaluated = harness.time(harness.forward, warmup, repeats)
+    train_flops, eval_flops = step_flops(harness.train_step), step_flops(harness.forward)
     return {
         "fusion": cell.label, "params": count_params(predictor),
         "train_ms": 1000 * trained.median, "train_iqr_ms": 1000 * trained.iqr,
         "eval_ms": 1000 * evaluated.median, "eval_iqr_ms": 1000 * evaluated.iqr,
+        "train_flops": train_flops, "eval_flops": eval_flops,
+        "train_gflops": train_flops / trained.median / 1e9, "eval_gflops": eval_flops / evaluated.median / 1e9,
     }
 
 
-def speed_harness(predictor, batch_size: int, seq_len: int, device: torch.device, seed: int = 0) -> Harness:
+def speed_harness(predictor, batch_size: int, seq_len: int, device: torch.device, seed: int = 0,
+                  bf16: bool = False) -> Harness:
     """The timed steps of ``predictor`` (built for ``MOSI_DIMS``, on ``device``): MOSI-shaped inputs of
-    ``seq_len`` real steps, a random target in [-3, 3] (``[batch_size]``), the task's loss and Adam at lr 1e-3."""
+    ``seq_len`` real steps, a random target in [-3, 3] (``[batch_size]``), the task's loss and Adam at lr 1e-3;
+    under bf16 autocast when ``bf16``."""
     dims = list(MOSI_DIMS)
     xs, masks = make_inputs(dims, [seq_len] * len(dims), batch_size, device, seed)
     target = torch.empty(batch_size, device=device).uniform_(-3, 3)
-    return Harness(predictor, xs, masks, device, lr=1e-3,
+    return Harness(predictor, xs, masks, device, lr=1e-3, bf16=bf16,
                    loss=lambda prediction: prediction_loss(predictor, prediction, target, TASK))
 
 
 def report(results: list[dict], fusions: list[str]) -> str:
-    """A Markdown table of our times against the quoted reference times of each row's registered fusion
-    (``fusions``, one per row), with the speed-up ratios (``--`` for a fusion without a quoted reference)."""
+    """A Markdown table of our times and utilisation (``train_util`` / ``eval_util``: fractions of the measured
+    matmul rate) against the quoted reference times of each row's registered fusion (``fusions``, one per row),
+    with the speed-up ratios (``--`` for a fusion without a quoted reference)."""
     lines = [
-        "| fusion | params | train step ms (IQR) | eval forward ms (IQR) | reference (quoted from issue 5) "
-        "| ref train / eval ms | speed-up train / eval |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| fusion | params | train step ms (IQR) | eval forward ms (IQR) | train / eval GFLOP/s | utilisation train "
+        "/ eval | reference (quoted from issue 5) | ref train / eval ms | speed-up train / eval |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for r, fusion in zip(results, fusions, strict=True):
         ours = (f"| {r['fusion']} | {r['params']:,} | {r['train_ms']:.0f} ({r['train_iqr_ms']:.0f}) "
-                f"| {r['eval_ms']:.0f} ({r['eval_iqr_ms']:.0f}) ")
+                f"| {r['eval_ms']:.0f} ({r['eval_iqr_ms']:.0f}) | {r['train_gflops']:.1f} / {r['eval_gflops']:.1f} "
+                f"| {r['train_util']:.0%} / {r['eval_util']:.0%} ")
         if fusion not in REFERENCES:
             lines.append(ours + "| none quoted | -- | -- |")
             continue
@@ -130,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per latency (>= 1)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="float32, or bfloat16: the steps under bf16 autocast against a bf16 matmul (CUDA only)")
     add_device_argument(parser, "cpu")
     add_output_arguments(parser, DEFAULT_OUT)
     return parser
@@ -142,18 +161,27 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--repeats must be >= 1 and --warmup >= 0, got --repeats {args.repeats} --warmup "
                          f"{args.warmup}")
     device = resolve_device(args.device)
+    if args.dtype == "bfloat16" and device.type != "cuda":
+        raise UsageError(f"--dtype bfloat16 is measured on CUDA only (bf16 autocast), got --device {device}; "
+                         "use --dtype float32 on CPU")
     cells = [paper_cell(spec) for spec in specs]  # ConfigError for a bad override, before any work
     settings = {cell.label: resolve_hparams(cell.hparams, list(MOSI_NAMES)) for cell in cells}
     out = Path(args.out or DEFAULT_OUT)
     check_writable(out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = [measure_speed(spec, settings[cell.label], repeats=args.repeats, warmup=args.warmup, device=device)
+    bf16 = args.dtype == "bfloat16"
+    peak = matmul_rate(device, DTYPES[args.dtype])
+    results = [measure_speed(spec, settings[cell.label], repeats=args.repeats, warmup=args.warmup, device=device,
+                             bf16=bf16)
                for spec, cell in zip(specs, cells, strict=True)]
+    for result in results:
+        result.update(dtype=args.dtype, matmul_gflops=peak / 1e9, train_util=result["train_gflops"] * 1e9 / peak,
+                      eval_util=result["eval_gflops"] * 1e9 / peak)
     table = report(results, [cell.fusion for cell in cells])
-    heading = (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH_SIZE}, "
-               f"{SEQ_LEN} steps, dims {'/'.join(map(str, MOSI_DIMS))}, {PRESET} preset; target: {TARGET_SPEEDUP}x "
-               "faster than the reference")
+    heading = (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, batch "
+               f"{BATCH_SIZE}, {SEQ_LEN} steps, dims {'/'.join(map(str, MOSI_DIMS))}, {PRESET} preset; dense matmul "
+               f"rate measured now: {peak / 1e9:.1f} GFLOP/s; target: {TARGET_SPEEDUP}x faster than the reference")
     write_table(out / "speed.csv", pd.DataFrame(results).assign(threads=torch.get_num_threads()))
     atomic_write_text(out / "speed.md", f"{heading}\n\n{table}\n")
     write_document(out / "meta.json", run_metadata(

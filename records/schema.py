@@ -266,6 +266,15 @@ _SPEED = (
     Column("eval_ms", "float", "ms", "eval forward per batch, median", required=True),
     Column("eval_iqr_ms", "float", "ms", "its interquartile range"),
     Column("threads", "int", "", "torch CPU threads"),
+    Column("train_flops", "int", "FLOPs", "counted FLOPs of one training step (FlopCounterMode: forward and backward)"),
+    Column("eval_flops", "int", "FLOPs", "counted FLOPs of one eval forward"),
+    Column("train_gflops", "float", "GFLOP/s", "achieved rate of the training step: train_flops / median time"),
+    Column("eval_gflops", "float", "GFLOP/s", "achieved rate of the eval forward"),
+    Column("dtype", "str", "", "float32, or bfloat16 (bf16 autocast)"),
+    Column("matmul_gflops", "float", "GFLOP/s", "dense torch.mm rate of the device, measured in the same run, "
+                                                 "threads and dtype"),
+    Column("train_util", "float", "fraction", "train_gflops / matmul_gflops"),
+    Column("eval_util", "float", "fraction", "eval_gflops / matmul_gflops"),
 )
 
 _REFERENCE = (

@@ -36,11 +36,11 @@ def test_a_training_step_changes_the_weights_and_uses_the_auxiliary_head():
 
 def test_report_gives_the_ratios_to_the_quoted_references():
     result = {"fusion": "grf", "params": 10, "train_ms": 313.0, "train_iqr_ms": 1.0, "eval_ms": 53.5,
-              "eval_iqr_ms": 1.0}
+              "eval_iqr_ms": 1.0, "train_gflops": 30.04, "eval_gflops": 12.0, "train_util": 0.234, "eval_util": 0.1}
     _, ref_train, ref_eval = speed.REFERENCES["grf"]
     table = speed.report([result, {**result, "fusion": "concat"}], ["grf", "concat"])
     assert f"{ref_train / 313.0:.2f}x / {ref_eval / 53.5:.2f}x" in table and "(quoted" in table
-    assert "| concat | 10 | 313 (1) | 54 (1) | none quoted | -- | -- |" in table
+    assert "| concat | 10 | 313 (1) | 54 (1) | 30.0 / 12.0 | 23% / 10% | none quoted | -- | -- |" in table
 
 
 def test_cli_stores_its_measurements_at_the_paper_settings(tmp_path, keep_threads):

@@ -26,26 +26,34 @@ class Harness:
     ``model``: a fusion or a predictor, already on ``device``, called as ``model(xs, masks)``; ``xs``/``masks``
     its inputs (``[batch, steps_i, dim_i]`` / ``[batch, steps_i]``). ``loss(output) -> scalar Tensor``: the
     training objective of the step (default ``training_loss``, ``mean(output^2)``). The step uses Adam at ``lr``.
+    ``bf16``: the forward pass and the loss under bf16 autocast (mixed precision, as ``--amp`` trains on CUDA).
     """
 
     def __init__(
         self, model: nn.Module, xs: list[Tensor], masks: list[Tensor], device: torch.device,
-        loss: Callable[[object], Tensor] = training_loss, lr: float = 1e-4,
+        loss: Callable[[object], Tensor] = training_loss, lr: float = 1e-4, bf16: bool = False,
     ):
         self.model, self.xs, self.masks, self.device, self.loss = model, xs, masks, device, loss
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.bf16 = bf16
+
+    def _autocast(self):
+        """bf16 autocast on ``device`` when ``bf16`` (the training runner's ``--amp`` on CUDA); else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def forward(self):
         """One forward pass in eval mode under ``torch.no_grad``; returns the model's output."""
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             return self.model(self.xs, self.masks)
 
     def train_step(self) -> None:
         """One training step: ``zero_grad``, forward in train mode, ``loss``, backward, optimiser step."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss(self.model(self.xs, self.masks)).backward()
+        with self._autocast():
+            loss = self.loss(self.model(self.xs, self.masks))
+        loss.backward()
         self.optimizer.step()
 
     def live_tensors(self) -> list[Tensor]:
