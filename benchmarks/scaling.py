@@ -51,6 +51,7 @@ from .cli import (
     run_cli,
 )
 from .config import Variant
+from .cost.utilisation import matmul_rate
 from .store import run_metadata
 
 DEFAULT_FUSIONS = "grf,pairwise,late,concat"
@@ -82,6 +83,10 @@ CELL_COLUMNS: dict[str, str] = {
     "feature_dims": "input feature size of each modality, cycled over the n modalities",
     "hparams": "all hyperparameters passed to build_fusion (JSON)",
     "threads": "torch CPU threads",
+    "train_gflops": "achieved rate of the training step: train_flops x batch_size / train_ms (GFLOP/s; ok cells)",
+    "matmul_gflops": "dense float32 torch.mm rate of the device, measured once per sweep at the same threads "
+                     "(GFLOP/s; benchmarks.cost.utilisation)",
+    "train_util": "train_gflops / matmul_gflops: the training step's fraction of the dense matmul rate",
     "repeats": "timed iterations per latency",
     "warmup": "untimed iterations before timing",
     "note": "why a cell is not ok",
@@ -160,6 +165,7 @@ def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.D
     memory_budget = (
         config.budget_memory_mib * cost.MIB if config.budget_memory_mib else default_memory_budget_bytes(device)
     )
+    peak = matmul_rate(device)
     rows = []
     for spec in config.fusions:
         for d_model in config.d_models:
@@ -193,10 +199,12 @@ def run_sweep(config: ScalingConfig, log: Callable[[str], None] = print) -> pd.D
                         "hparams": json.dumps(hparams, sort_keys=True), "threads": torch.get_num_threads(),
                         "repeats": config.repeats, "warmup": config.warmup,
                     }
-                    rows.append(row)
                     if row["status"] == "ok":
                         seconds = (row["fwd_ms"] + row["train_ms"]) / 1000
                         rate = 2 * (row["flops"] + row["train_flops"]) * config.batch_size / seconds
+                        achieved = row["train_flops"] * config.batch_size / (row["train_ms"] / 1000)
+                        row.update(train_gflops=achieved / 1e9, matmul_gflops=peak / 1e9, train_util=achieved / peak)
+                    rows.append(row)
                     log(describe(row, time.perf_counter() - started))
     return pd.DataFrame(rows).reindex(columns=list(columns()))
 

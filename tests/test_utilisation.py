@@ -9,7 +9,7 @@ import torch
 
 from benchmarks import speed
 from benchmarks.cli import run_cli
-from benchmarks.cost.utilisation import matmul_rate, step_flops
+from benchmarks.cost.utilisation import _measured_rate, matmul_rate, step_flops
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -39,7 +39,12 @@ def test_matmul_rate_is_flops_over_the_timed_product(monkeypatch):
             return Median()
 
     monkeypatch.setattr("benchmarks.cost.utilisation.Timer", FakeTimer)
-    assert matmul_rate(torch.device("cpu"), size=64) == 2 * 64**3 / 0.5
+    _measured_rate.cache_clear()
+    try:
+        assert matmul_rate(torch.device("cpu"), size=64) == 2 * 64**3 / 0.5
+        assert matmul_rate(torch.device("cpu"), size=64) == 2 * 64**3 / 0.5  # measured once: cached
+    finally:
+        _measured_rate.cache_clear()  # no stand-in rate for later tests
     with pytest.raises(ValueError, match="size must be at least 1"):
         matmul_rate(torch.device("cpu"), size=-1)
 
@@ -72,3 +77,16 @@ def test_speed_measures_bf16_on_cuda(tmp_path):
                        "--dtype", "bfloat16", "--out", str(tmp_path), "--quiet"]) == 0
     row = pd.read_csv(tmp_path / "speed.csv").iloc[0]
     assert row["dtype"] == "bfloat16" and 0 < row["train_util"] and row["matmul_gflops"] > 0
+
+
+def test_scaling_sweep_rows_carry_the_achieved_rate_and_utilisation():
+    from benchmarks.config import Variant
+    from benchmarks.scaling import ScalingConfig, run_sweep
+
+    config = ScalingConfig(fusions=[Variant.of("concat")], modalities=[2], d_models=[16], seq_lens=[4],
+                           batch_size=2, repeats=1, warmup=1, num_layers=1, num_heads=2, feature_dims=[4],
+                           device="cpu")
+    row = run_sweep(config, log=lambda line: None).iloc[0]
+    assert row["status"] == "ok"
+    assert row["train_gflops"] == pytest.approx(row["train_flops"] * 2 / (row["train_ms"] / 1000) / 1e9)
+    assert row["train_util"] == pytest.approx(row["train_gflops"] / row["matmul_gflops"])

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -31,10 +32,17 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, size: 
     """The dense matmul rate of ``device`` in FLOP/s for ``dtype`` at the current thread count (module
     docstring). ``size``: the square matrices' side (default ``CPU_SIZE`` / ``CUDA_SIZE``); ``min_run_time``:
     seconds of timed products at least. Raises ``ValueError`` for ``size < 1``; a dtype the device cannot
-    multiply raises torch's error."""
+    multiply raises torch's error. Measured once per process and setting (device, dtype, size, threads)."""
     size = size or (CUDA_SIZE if device.type == "cuda" else CPU_SIZE)
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
+    return _measured_rate(str(device), dtype, size, min_run_time, torch.get_num_threads())
+
+
+@functools.cache
+def _measured_rate(device: str, dtype: torch.dtype, size: int, min_run_time: float, threads: int) -> float:
+    """``matmul_rate``'s measurement, once per process and setting (the thread count is part of the key)."""
+    device = torch.device(device)
     generator = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
