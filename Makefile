@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch; pinned so pip takes the local wheel instead of a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# On a CUDA machine (with a CUDA build of torch: TORCH=...): every GPU measurement in about 8 minutes, to results/gpu/.
+gpu-check: setup
+	$(BIN)/python -m benchmarks.gpu_check
 
 lint: setup
 	$(BIN)/ruff check .

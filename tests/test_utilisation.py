@@ -71,6 +71,7 @@ def test_bf16_is_refused_on_cpu_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "--dtype bfloat16 is measured on CUDA only" in err
 
 
+@pytest.mark.cuda
 @needs_cuda
 def test_speed_measures_bf16_on_cuda(tmp_path):
     assert speed.main(["--fusions", "concat", "--repeats", "2", "--warmup", "1", "--device", "cuda",
