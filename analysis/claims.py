@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from tasks import higher_is_better
+
 ALPHA = 0.05
 
 
@@ -104,7 +106,7 @@ def sample_claims(per_sample: pd.DataFrame) -> list[str]:
         same = seeds[(seeds["fusion_a"] == row["fusion_a"]) & (seeds["fusion_b"] == row["fusion_b"])
                      & (seeds["measure"] == row["measure"])]
         a, b = row["fusion_a"], row["fusion_b"]
-        better = "negative = " + a if row["measure"] == "mae" else "positive = " + a
+        better = ("positive = " if higher_is_better(row["measure"]) else "negative = ") + a
         text = (
             f"{a} vs {b} on {row['measure']}, predictions averaged over seeds ({row['seed']}), {int(row['n'])} test "
             f"sample{'' if row['n'] == 1 else 's'}: difference {_x(row['difference'], 4)} ({a} - {b}; {better} "
@@ -112,7 +114,7 @@ def sample_claims(per_sample: pd.DataFrame) -> list[str]:
             f"[{_x(row['ci_low'], 4)}, {_x(row['ci_high'], 4)}], bootstrap p = {_p(row['bootstrap_p'])}, "
             f"Holm-adjusted {_p(row['bootstrap_p_holm'])}{_note(row, 'bootstrap_note')}"
         )
-        if row["measure"] != "mae":
+        if pd.notna(row["mcnemar_b"]):  # McNemar ran: the per-sample scores are right/wrong
             text += (f"; McNemar exact: {int(row['mcnemar_b'])} samples only {a} gets right, "
                      f"{int(row['mcnemar_c'])} only {b}, p = {_p(row['mcnemar_p'])}, Holm-adjusted "
                      f"{_p(row['mcnemar_p_holm'])}{_note(row, 'mcnemar_note')}")

@@ -127,7 +127,8 @@ def rank_tests(records: pd.DataFrame, metrics: Sequence[str], alpha: float = 0.0
 
 def _pair_rows(task: Task, aligned: stats.AlignedPredictions, n_resamples: int, seed: int) -> list[dict]:
     """Bootstrap of one pair on one set of predictions, one row per per-sample metric of the task; McNemar's test
-    too where the per-sample scores are correctness (an accuracy)."""
+    too where the per-sample scores are correctness (an accuracy). Other scores (an absolute error, a multi-label
+    task's fraction of labels right per sample) get no McNemar test, and the note says why."""
     rows = []
     for measure in task.sample_tests:
         row = {"measure": measure}
@@ -137,7 +138,9 @@ def _pair_rows(task: Task, aligned: stats.AlignedPredictions, n_resamples: int, 
             mcnemar = stats.mcnemar_exact(a, b)
             row.update(mcnemar_b=mcnemar.b, mcnemar_c=mcnemar.c, mcnemar_p=mcnemar.pvalue, mcnemar_note=mcnemar.note)
         else:
-            row.update(mcnemar_b=np.nan, mcnemar_c=np.nan, mcnemar_p=np.nan, mcnemar_note="")
+            row.update(mcnemar_b=np.nan, mcnemar_c=np.nan, mcnemar_p=np.nan,
+                       mcnemar_note=f"not run: McNemar's test needs right/wrong per sample, not {measure}'s "
+                                    f"per-sample scores ({tasks.metric(measure).unit})")
         row.update(n=boot.n, difference=boot.observed, ci_low=boot.ci_low, ci_high=boot.ci_high,
                    bootstrap_p=boot.pvalue, bootstrap_note=boot.note)
         rows.append(row)
@@ -150,8 +153,9 @@ def per_sample_tests(
     """Every pair of fusions compared sample by sample on the test set.
 
     Args:
-        predictions: long-form test predictions (``fusion, seed, id, label, prediction``; for classification the
-            prediction is the class index).
+        predictions: long-form test predictions (``fusion, seed, id``, then the task's label and prediction
+            columns, ``tasks.Task.result_columns``: ``label, prediction``, the prediction a class index for
+            classification; a multi-label task's ``label_<name>, prediction_<name>`` of every label).
         task: the registered task of the run (``tasks.get_task``): its ``sample_tests`` are the measures.
         fusions: the fusions in table order; pair (a, b) has a before b. A pair is compared on each seed both have
             predictions of (a failed cell has none).
@@ -164,7 +168,8 @@ def per_sample_tests(
         bootstrap_note, mcnemar_note`` (the notes: why a p-value is NaN or set to 1, see ``stats.paired_bootstrap``
         and ``stats.mcnemar_exact``).
         ``seed`` is the training seed, or ``"mean"`` (regression tasks: mean prediction) / ``"vote"``
-        (classification: majority class) over the seeds every fusion has (``Task.seed_average``). ``difference`` is
+        (classification: majority class; multi-label: majority per label) over the seeds every fusion has
+        (``Task.seed_average``). ``difference`` is
         ``a - b`` in the measure's units (an error such as the MAE: negative = a better; accuracies: positive = a
         better), with its percentile bootstrap 95% interval.
         McNemar's ``b`` counts samples only a gets right, ``c`` only b. Holm runs within each set of predictions
@@ -174,19 +179,20 @@ def per_sample_tests(
     task, fusions = tasks.get_task(task), list(fusions)
     if len(fusions) < 2:
         raise ValueError(f"per-sample tests compare pairs of fusions; got {fusions}")
+    labels, preds = task.result_columns(predictions.columns)
     seeds = [set(predictions.loc[predictions["fusion"] == f, "seed"]) for f in fusions]
     common = set.intersection(*seeds)
     groups = [(str(s), predictions[predictions["seed"] == s]) for s in sorted(set.union(*seeds))]
     if common:
         how = task.seed_average
         kept = predictions[predictions["seed"].isin(common)]
-        groups.append((how, stats.average_over_seeds(kept[["fusion", "seed", "id", "label", "prediction"]], how=how)))
+        groups.append((how, stats.average_over_seeds(kept, how=how, label_col=labels, pred_col=preds)))
     frames = []
     for name, group in groups:
         rows, present = [], set(group["fusion"])
         for a, b in combinations(fusions, 2):
             if a in present and b in present:
-                aligned = stats.align_pair(group, a, b)
+                aligned = stats.align_pair(group, a, b, label_col=labels, pred_col=preds)
                 rows += [{"fusion_a": a, "fusion_b": b, "seed": name, **row}
                          for row in _pair_rows(task, aligned, n_resamples, seed)]
         if not rows:

@@ -100,9 +100,10 @@ def stale_note(out: Path, cell: CellConfig, seed: int) -> str | None:
 
 def store_cell(folder: Path, cell: CellConfig, seed: int, data: Dataset, result: CellResult, device) -> dict:
     """Write predictions, curves and checkpoint, then the record (last: it marks the cell done). ``data``: as the
-    cell was scored on (``train.protocol_data``: its labels are the ``label`` column of ``predictions.csv``)."""
-    predictions = pd.DataFrame({"id": data.test.ids, "label": data.test.labels.numpy(),
-                                **get_task(data.task).prediction_columns(result.test.outputs)})
+    cell was scored on (``train.protocol_data``: its labels are the ``label`` column of ``predictions.csv``, or the
+    ``label_<name>`` columns of a multi-label task: ``tasks.Task.prediction_record``)."""
+    predictions = pd.DataFrame({"id": data.test.ids, **get_task(data.task).prediction_record(
+        data.test.labels.numpy(), result.test.outputs, data.label_names)})
     write_table(folder / "predictions.csv", predictions)
     write_table(folder / "curves.csv", pd.DataFrame(result.curves))
     atomic_torch_save(

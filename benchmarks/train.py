@@ -5,10 +5,10 @@ then cosine decay, early stopping on the validation score, the best-validation w
 clipping. The ``reference`` protocol changes these per fusion (Adam, a per-epoch or plateau schedule, selection
 on validation loss, full-length padding, rounded labels: ``Protocol``'s fields; ``protocol_data`` prepares the
 data). Loss: the dataset's task's (``tasks``: L1 for sentiment, mean squared error for plain regression,
-cross-entropy for classification), plus ``aux_weight`` times the auxiliary head's loss for fusions that have one;
-the validation score that selects the best epoch is the task's too (or the loss: ``Protocol.selection``). Data
-stays as tensors; a batch is gathered by index and trimmed to its longest real sequence (fusions are padding
-invariant, so trimming changes no result, only time).
+cross-entropy for classification, binary cross-entropy with logits for multi-label), plus ``aux_weight`` times
+the auxiliary head's loss for fusions that have one; the validation score that selects the best epoch is the
+task's too (or the loss: ``Protocol.selection``). Data stays as tensors; a batch is gathered by index and trimmed
+to its longest real sequence (fusions are padding invariant, so trimming changes no result, only time).
 
 A cell can be resumed: with ``state_path`` set, the full training state (weights, optimiser, schedule,
 random generators, curves, best weights) is written atomically after every epoch and picked up on restart,
@@ -145,13 +145,20 @@ def _left_padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class Batches:
-    """Index-gathered batches of a split, trimmed to the longest real sequence in the batch, on ``device``
-    (on CUDA through pinned memory with non-blocking copies)."""
+    """Index-gathered batches of a split, trimmed to the longest real sequence in the batch, on ``device``.
+
+    On CUDA the whole split is copied to the device once, when it takes at most ``DEVICE_SHARE`` of the device's
+    free memory (MOSI's splits take a few MiB), and every batch is gathered there with no host copy; a larger
+    split stays on the host and each batch goes through pinned memory with non-blocking copies."""
 
     def __init__(self, split: Split, device: torch.device):
-        self.split, self.device = split, device
-        self.lengths = [mask.sum(1) for mask in split.masks]
+        self.device = device
+        self.lengths = [mask.sum(1) for mask in split.masks]  # on the host: a batch's steps without a device sync
         self.pin = device.type == "cuda"
+        if self.pin and _fits_on_device(split, device):
+            split, self.pin = replace(split, xs=[x.to(device) for x in split.xs],
+                                      masks=[m.to(device) for m in split.masks], labels=split.labels.to(device)), False
+        self.split = split
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.pin:
@@ -159,13 +166,15 @@ class Batches:
         return tensor.to(self.device)
 
     def gather(self, index: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        """``xs`` [b, time_i, dim_i], ``masks`` [b, time_i], ``labels`` [b] for the samples at ``index``."""
+        """``xs`` [b, time_i, dim_i], ``masks`` [b, time_i], ``labels`` [b] (multi-label: [b, K]) for the samples
+        at ``index``."""
         xs, masks = [], []
+        rows = index.to(self.split.labels.device)
         for x, mask, lengths in zip(self.split.xs, self.split.masks, self.lengths):
             steps = int(lengths.index_select(0, index).max())
-            xs.append(self._to_device(x[:, :steps].index_select(0, index)))
-            masks.append(self._to_device(mask[:, :steps].index_select(0, index)))
-        return xs, masks, self._to_device(self.split.labels.index_select(0, index))
+            xs.append(self._to_device(x[:, :steps].index_select(0, rows)))
+            masks.append(self._to_device(mask[:, :steps].index_select(0, rows)))
+        return xs, masks, self._to_device(self.split.labels.index_select(0, rows))
 
     def ordered(self, batch_size: int):
         """Batches in sample order (evaluation)."""
@@ -177,6 +186,17 @@ class Batches:
         order = torch.randperm(len(self.split), generator=generator)
         for start in range(0, len(order), batch_size):
             yield self.gather(order[start:start + batch_size])
+
+
+DEVICE_SHARE = 0.25
+"""The largest share of a CUDA device's free memory a split may take to be held on the device (``Batches``)."""
+
+
+def _fits_on_device(split: Split, device: torch.device) -> bool:
+    """Whether ``split``'s features, masks and labels take at most ``DEVICE_SHARE`` of ``device``'s free memory."""
+    size = sum(t.nbytes for t in (*split.xs, *split.masks, split.labels))
+    free, _ = torch.cuda.mem_get_info(device)
+    return size <= DEVICE_SHARE * free
 
 
 def prediction_loss(model: Predictor, prediction, labels: torch.Tensor, task: str) -> torch.Tensor:
@@ -196,8 +216,9 @@ def autocast(device: torch.device, amp: bool):
 
 @dataclass
 class Evaluation:
-    """Outputs on a split: ``outputs`` [N] (regression tasks) or [N, K] (classification logits), the mean task
-    loss, the task's metrics, and optionally every fused state per sample (``states``: list of [N, dim_k] arrays)."""
+    """Outputs on a split: ``outputs`` [N] (regression tasks) or [N, K] (the logits of K classes or labels), the
+    mean task loss, the task's metrics, and optionally every fused state per sample (``states``: list of [N, dim_k]
+    arrays)."""
 
     outputs: np.ndarray
     loss: float

@@ -1,4 +1,5 @@
-"""A task head on any fusion: regression (one output, e.g. MOSI sentiment in [-3, 3]) or K-way classification."""
+"""A task head on any fusion: regression (one output, e.g. MOSI sentiment in [-3, 3]), K-way classification (K
+logits) or multi-label classification (one logit per label)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from .base import Fusion
 from .layers import mlp_head
 from .registry import build_fusion, fusion_class, fusion_hparams
 
-TASKS = ("regression", "classification")
+TASKS = ("regression", "classification", "multilabel")
+"""The heads, by the kind of task they serve (``tasks.KINDS``): the number of outputs is 1, the number of classes,
+or the number of labels."""
 
 
 @dataclass
 class Prediction:
-    """``output``: ``[batch, num_outputs]`` (regression: ``[batch, 1]``; classification: logits ``[batch, K]``).
+    """``output``: ``[batch, num_outputs]`` (regression: ``[batch, 1]``; classification: logits ``[batch, K]``;
+    multi-label: one logit per label ``[batch, K]``).
     ``aux_output``: the auxiliary head's output on ``states[0]`` (same shape) or None.
     ``states``: the fusion's intermediate states (see ``FusionOutput``)."""
 
@@ -74,7 +78,8 @@ def build_predictor(
 ) -> Predictor:
     """Build fusion ``name`` with ``hparams`` and put the task's head on it.
 
-    ``task``: ``"regression"`` (1 output) or ``"classification"`` (``num_classes`` outputs). The head's dropout
+    ``task``: ``"regression"`` (1 output), ``"classification"`` (``num_classes`` >= 2 outputs) or ``"multilabel"``
+    (``num_classes`` >= 1 outputs, one per label). Raises ValueError for another task or too few. The head's dropout
     is the fusion's ``dropout`` hyperparameter (or its default). A decision-level fusion gets ``num_outputs``, and
     where it takes a ``label_range`` (TFN, which bounds its output to it) ``task_label_range``, the task's
     ``(low, high)`` labels (None: unbounded), unless ``hparams`` give one. Every caller that rebuilds a trained
@@ -82,8 +87,9 @@ def build_predictor(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    if task == "classification" and (num_classes is None or num_classes < 2):
-        raise ValueError(f"classification needs num_classes >= 2, got {num_classes}")
+    least = {"classification": 2, "multilabel": 1}.get(task)
+    if least is not None and (num_classes is None or num_classes < least):
+        raise ValueError(f"{task} needs num_classes >= {least}, got {num_classes}")
     num_outputs = 1 if task == "regression" else int(num_classes)
     if fusion_class(name).decision_level:
         hparams = {**hparams, "num_outputs": num_outputs}

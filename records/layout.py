@@ -7,7 +7,8 @@ A run folder (``--out``) holds ``meta.json`` (command, package versions, git com
         config.json       the cell's configuration (``CellConfig.as_dict`` and the seed), written first
         record.json       the cell's row of runs.csv; written last: with ``status`` "done" it marks the cell
                           done, with "failed" (the ``error``, NaN metrics) a cell to try again
-        predictions.csv   per test sample: id, label, prediction (regression) or predicted class + logits
+        predictions.csv   per test sample: id, label, prediction (regression) or predicted class + logits;
+                          multi-label: label_<name>, prediction_<name>, logit_<name> per label
         curves.csv        per epoch: train/valid loss, valid metrics, learning rate, seconds
         checkpoint.pt     best-validation weights with what is needed to rebuild the model
         state.pt          resumable training state while the cell runs (removed when it is done; kept when it

@@ -88,13 +88,16 @@ class SchemaError(ValueError):
 @dataclass(frozen=True)
 class Column:
     """One column of a CSV (or key of a JSON document). ``name``: the column's name, or a pattern with ``<...>``
-    for a family of columns (never required); ``type``: how to read its values; ``unit``: "" when none."""
+    for a family of columns (never required); ``type``: how to read its values; ``unit``: "" when none;
+    ``instead``: the prefix of a family of columns that a file may hold in place of a required column (a
+    multi-label task's ``label_<name>`` columns for ``label``); "" when none."""
 
     name: str
     type: str
     unit: str
     doc: str
     required: bool = False
+    instead: str = ""
 
 
 WHERE = {  # what holds the version of a kind of record
@@ -179,11 +182,18 @@ _RECORD = (
 
 _PREDICTIONS = (
     Column("id", "str or int", "", "the test sample's id, as the dataset names it", required=True),
-    Column("label", "float or int", "label units / class", "the true label: regression target or class index",
-           required=True),
+    Column("label", "float or int", "label units / class", "the true label: regression target or class index "
+           "(a multi-label task has label_<name> instead)", required=True, instead="label_"),
     Column("prediction", "float or int", "label units / class", "regression: the predicted value; "
-           "classification: the predicted class (argmax of the logits)", required=True),
+           "classification: the predicted class (argmax of the logits) (a multi-label task has prediction_<name> "
+           "instead)", required=True, instead="prediction_"),
     Column("logit_<k>", "float", "logit", "classification only: the model's output for class k, before softmax"),
+    Column("label_<name>", "int", "", "multi-label tasks: 1 where the label <name> is present in the sample, else 0 "
+           "(one column per label, in label order)"),
+    Column("prediction_<name>", "int", "", "multi-label tasks: 1 where label <name> is predicted present (its "
+           "logit > 0), else 0"),
+    Column("logit_<name>", "float", "logit", "multi-label tasks: the model's output for label <name>, before the "
+           "sigmoid"),
 )
 
 _CURVES = (
@@ -275,6 +285,17 @@ _SPEED = (
                                                  "threads and dtype"),
     Column("train_util", "float", "fraction", "train_gflops / matmul_gflops"),
     Column("eval_util", "float", "fraction", "eval_gflops / matmul_gflops"),
+)
+
+_PROFILE = (
+    Column("fusion", "str", "", "fusion, with the papers' settings", required=True),
+    Column("step", "str", "", "train (training step) or eval (eval forward)", required=True),
+    Column("op", "str", "", "the operator (torch.profiler key)", required=True),
+    Column("kind", "str", "", "its kind (benchmarks.profile.KINDS): matmul, attention, element-wise, ..."),
+    Column("calls", "float", "calls / step", "calls per step"),
+    Column("self_cpu_ms", "float", "ms / step", "CPU time in the operator itself, per step", required=True),
+    Column("self_device_ms", "float", "ms / step", "CUDA kernel time of the operator itself, per step (0 on CPU)"),
+    Column("share", "float", "fraction", "share of the step's operator self time (device time on CUDA)"),
 )
 
 _REFERENCE = (
@@ -414,6 +435,7 @@ SCHEMAS: dict[str, Schema] = {schema.kind: schema for schema in (
     Schema("exponents.csv", 2, "column", "fitted cost ~ n^k per fusion, setting and measure (benchmarks.scaling)",
            _EXPONENTS),
     Schema("speed.csv", 2, "column", "training-step and forward latency per fusion (benchmarks.speed)", _SPEED),
+    Schema("profile.csv", 2, "column", "operator self time per fusion and step (benchmarks.profile)", _PROFILE),
     Schema("reference.csv", 2, "column", "our models against their authors' code (benchmarks.reference)",
            _REFERENCE),
     Schema("trials.csv", 2, "column", "one row per trial of a tuning study (benchmarks.tune), from Optuna's "
@@ -458,10 +480,12 @@ def _check_version(version, schema: Schema, where) -> int:
 
 
 def _check_columns(columns, schema: Schema, where) -> None:
-    """``SchemaError`` naming ``where`` and the first required column (or key) missing from ``columns``."""
+    """``SchemaError`` naming ``where`` and the first required column (or key) missing from ``columns`` (and,
+    where the column has an ``instead`` family, without any column of that family)."""
     noun = "key" if schema.where in ("record", "document") else "column"
+    instead = {column.name: column.instead for column in schema.columns}
     for name in schema.required:
-        if name not in columns:
+        if name not in columns and not (instead[name] and any(str(c).startswith(instead[name]) for c in columns)):
             raise SchemaError(f"{where} lacks the {noun} {name!r}, which {schema.kind} (schema version "
                               f"{schema.version}) requires")
 

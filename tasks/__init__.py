@@ -3,9 +3,10 @@ undefined), model-selection score, predictions and classes. Everything else asks
 metric (``metric(name)``); a dataset declares its task by name.
 
 Registered on import: ``sentiment`` (MOSI-style, labels in [-3, 3]), ``regression`` (plain), ``multiclass`` and
-``binary``. A new metric is one ``@register_metric(..., tasks=[...])``; a new task one ``register_task(Task(...))``
-(see ``tasks.registry``). Every other module of this package is imported here too, after the built-ins, so a
-new task is one new file in ``tasks/`` that registers it.
+``binary``; from ``tasks.multilabel``, ``multilabel`` (K labels per sample, each present or absent) and
+``emotions`` (CMU-MOSEI's six emotions). A new metric is one ``@register_metric(..., tasks=[...])``; a new task
+one ``register_task(Task(...))`` (see ``tasks.registry``). Every other module of this package is imported here
+too, after the built-ins, so a new task is one new file in ``tasks/`` that registers it.
 """
 
 # isort: off

@@ -37,6 +37,13 @@ def random_modalities(
     return xs, masks
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(monkeypatch, tmp_path_factory):
+    """Every test caches prepared data (``FUSIONBENCH_CACHE``: .csd alignments, pickles) in a folder of its own,
+    never in the user's cache; a test may point it elsewhere."""
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(params=fusions.list_fusions())
 def fusion_name(request) -> str:
     return request.param

@@ -196,13 +196,15 @@ def write_csd(path: Path, root: str, data: dict[str, tuple[np.ndarray, np.ndarra
 
 SDK_NAMES = {"text": "CMU_MOSI_TimestampedWordVectors.csd", "audio": "CMU_MOSI_COVAREP.csd",
              "vision": "CMU_MOSI_Visual_Facet_41.csd", "labels": "CMU_MOSI_Opinion_Labels.csd"}
+SDK_ROOTS = {"text": "glove_vectors", "audio": "COVAREP", "vision": "FACET 4.1", "labels": "Opinion Segment Labels"}
 
 
 def write_sdk_folder(folder: Path, intervals: dict[str, tuple[np.ndarray, np.ndarray]], dims=(300, 74, 47),
                      words_per_segment: int = 3, labels_file: Path | None = None, seed: int = 0,
-                     missing: dict[str, list[str]] | None = None) -> dict:
-    """A ``.csd`` folder for the given label intervals ``{video: (intervals [k, 2], labels [k])}`` (written too,
-    unless ``labels_file`` is copied instead). Each segment longer than 1 ms holds ``words_per_segment`` words
+                     missing: dict[str, list[str]] | None = None, names=SDK_NAMES, roots=SDK_ROOTS) -> dict:
+    """A ``.csd`` folder for the given label intervals ``{video: (intervals [k, 2], labels [k] or [k, c])}``
+    (written too, unless ``labels_file`` is copied instead), files named ``names`` with root names ``roots`` per
+    role (MOSI's by default). Each segment longer than 1 ms holds ``words_per_segment`` words
     that split it evenly; each word has two COVAREP frames (the first word of a video has a ``-inf``) and one
     Facet frame, except every third word, which has none (the loader must give it a zero step). ``missing``:
     per modality, videos left out of that modality's ``.csd`` (a face detector that failed on a video).
@@ -242,11 +244,11 @@ def write_sdk_folder(folder: Path, intervals: dict[str, tuple[np.ndarray, np.nda
         for m, d in zip(MODALITIES, dims):
             if m not in absent:
                 streams[m][video] = (np.array(rows[m][0]).reshape(-1, 2), np.array(rows[m][1]).reshape(-1, d))
-    for m, root in zip(MODALITIES, ("glove_vectors", "COVAREP", "FACET 4.1")):
-        write_csd(folder / SDK_NAMES[m], root, streams[m])
+    for m in MODALITIES:
+        write_csd(folder / names[m], roots[m], streams[m])
     if labels_file is None:
-        write_csd(folder / SDK_NAMES["labels"], "Opinion Segment Labels",
-                  {v: (iv, lab.reshape(-1, 1)) for v, (iv, lab) in intervals.items()})
+        write_csd(folder / names["labels"], roots["labels"],
+                  {v: (iv, lab.reshape(len(iv), -1)) for v, (iv, lab) in intervals.items()})
     else:
-        (folder / SDK_NAMES["labels"]).write_bytes(labels_file.read_bytes())
+        (folder / names["labels"]).write_bytes(labels_file.read_bytes())
     return truth

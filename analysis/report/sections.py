@@ -157,9 +157,11 @@ def sample_statistics(ctx: Context, predictions: pd.DataFrame) -> None:
     """Per-sample paired bootstrap and McNemar for every pair of fusions with predictions."""
     per_sample = per_sample_tests(predictions, ctx.run.task, list(dict.fromkeys(predictions["fusion"])))
     atomic_write_csv(ctx.out / "stats" / "per_sample.csv", per_sample)
+    measures = ", ".join(get_task(ctx.run.task).sample_tests)
     ctx.index.file(ctx.out / "stats" / "per_sample.csv", "every pair of fusions on the test samples, per seed and "
                                                          "on seed-averaged predictions: paired bootstrap of the "
-                                                         "MAE/accuracy difference, McNemar's exact test")
+                                                         f"difference in {measures}, McNemar's exact test where the "
+                                                         "per-sample scores are right/wrong")
     ctx.index.claims("Per test sample, pairs of fusions", [
         *claims.sample_claims(per_sample),
         "These tests hold each trained model fixed: they measure test-set sampling error, not seed-to-seed "

@@ -10,6 +10,7 @@ not seed-to-seed variation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,6 +214,10 @@ def acc2_correct(y_true, y_pred, *, convention: str) -> np.ndarray:
     return truth == predicted
 
 
+def _columns(names: str | Sequence[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
 def average_over_seeds(
     predictions: pd.DataFrame,
     *,
@@ -220,22 +225,25 @@ def average_over_seeds(
     fusion_col: str = "fusion",
     seed_col: str = "seed",
     id_col: str = "id",
-    label_col: str = "label",
-    pred_col: str = "prediction",
+    label_col: str | Sequence[str] = "label",
+    pred_col: str | Sequence[str] = "prediction",
 ) -> pd.DataFrame:
     """Per-sample predictions averaged over seeds, per fusion.
 
     Args:
         predictions: long-form test predictions, one row per (fusion, seed, sample id) with columns
-            ``fusion_col, seed_col, id_col, label_col, pred_col``.
+            ``fusion_col, seed_col, id_col``, the label column(s) and the prediction column(s).
         how: ``"mean"`` (regression: mean prediction) or ``"vote"`` (classification: most frequent predicted
-            class, ties to the smallest class).
-        fusion_col, seed_col, id_col, label_col, pred_col: column names.
+            class, ties to the smallest class; with several prediction columns, a multi-label task's, each column
+            votes on its own: a label is present where most seeds predict it, absent on a tie).
+        fusion_col, seed_col, id_col: column names.
+        label_col, pred_col: the label and prediction column, or a list of them (a multi-label task's
+            ``label_<name>`` and ``prediction_<name>``, ``tasks.Task.result_columns``).
 
     Returns:
         One row per (fusion, sample id), sorted by fusion then id, with columns
-        ``fusion_col, id_col, label_col, pred_col, "n_seeds"``. Each fusion averages over the seeds it has; compare
-        fusions whose ``n_seeds`` agree.
+        ``fusion_col, id_col``, the label and prediction columns, ``"n_seeds"``. Each fusion averages over the seeds
+        it has; compare fusions whose ``n_seeds`` agree.
 
     Raises:
         ValueError: a sample's label differs between rows, or a (fusion, seed, id) appears twice.
@@ -244,28 +252,29 @@ def average_over_seeds(
         raise ValueError(f"how must be 'mean' or 'vote', got {how!r}")
     if predictions.duplicated([fusion_col, seed_col, id_col]).any():
         raise ValueError(f"predictions repeat a ({fusion_col}, {seed_col}, {id_col}) row")
+    labels, preds = _columns(label_col), _columns(pred_col)
     grouped = predictions.groupby([fusion_col, id_col], sort=True)
-    if (grouped[label_col].nunique() > 1).any():
-        raise ValueError(f"a sample's {label_col} differs between seeds")
+    differ = [c for c in labels if (grouped[c].nunique() > 1).any()]
+    if differ:
+        raise ValueError(f"a sample's {differ[0]} differs between seeds")
 
     def vote(values: pd.Series):
         counts = values.value_counts()
         return counts[counts == counts.max()].index.min()
 
     averaged = grouped.agg(
-        **{
-            label_col: (label_col, "first"),
-            pred_col: (pred_col, "mean" if how == "mean" else vote),
-            "n_seeds": (seed_col, "nunique"),
-        }
+        **{c: (c, "first") for c in labels},
+        **{c: (c, "mean" if how == "mean" else vote) for c in preds},
+        n_seeds=(seed_col, "nunique"),
     )
     return averaged.reset_index()
 
 
 @dataclass(frozen=True, eq=False)
 class AlignedPredictions:
-    """Two fusions' predictions on the same samples: ``[n_samples]`` arrays ``ids``, ``labels``, ``pred_a``,
-    ``pred_b``, sorted by id."""
+    """Two fusions' predictions on the same samples, sorted by id: ``ids`` ``[n_samples]``; ``labels``, ``pred_a``,
+    ``pred_b`` ``[n_samples]``, or ``[n_samples, K]`` when aligned on K label and prediction columns (a
+    multi-label task)."""
 
     ids: np.ndarray
     labels: np.ndarray
@@ -280,8 +289,8 @@ def align_pair(
     *,
     fusion_col: str = "fusion",
     id_col: str = "id",
-    label_col: str = "label",
-    pred_col: str = "prediction",
+    label_col: str | Sequence[str] = "label",
+    pred_col: str | Sequence[str] = "prediction",
 ) -> AlignedPredictions:
     """Pair two fusions' per-sample predictions by sample id.
 
@@ -289,14 +298,17 @@ def align_pair(
         predictions: one row per (fusion, sample id): one seed's predictions (filter the seed first), or the output
             of :func:`average_over_seeds`.
         fusion_a, fusion_b: the two fusions.
-        fusion_col, id_col, label_col, pred_col: column names.
+        fusion_col, id_col: column names.
+        label_col, pred_col: the label and prediction column (arrays ``[n_samples]``), or lists of K columns each
+            (arrays ``[n_samples, K]``: a multi-label task's, ``tasks.Task.result_columns``).
 
     Raises:
         ValueError: a fusion is missing, an id repeats within a fusion, the two id sets differ, or labels disagree.
     """
+    labels, preds = _columns(label_col), _columns(pred_col)
     frames = []
     for fusion in (fusion_a, fusion_b):
-        frame = predictions.loc[predictions[fusion_col] == fusion, [id_col, label_col, pred_col]]
+        frame = predictions.loc[predictions[fusion_col] == fusion, [id_col, *labels, *preds]]
         if frame.empty:
             raise ValueError(f"no predictions for fusion {fusion!r}")
         if frame[id_col].duplicated().any():
@@ -305,7 +317,8 @@ def align_pair(
     a, b = frames
     if not a.index.equals(b.index):
         raise ValueError(f"{fusion_a!r} and {fusion_b!r} were evaluated on different samples")
-    if not np.array_equal(a[label_col].to_numpy(), b[label_col].to_numpy()):
+    if not np.array_equal(a[labels].to_numpy(), b[labels].to_numpy()):
         raise ValueError(f"{fusion_a!r} and {fusion_b!r} disagree on the labels of the same samples")
-    return AlignedPredictions(a.index.to_numpy(), a[label_col].to_numpy(), a[pred_col].to_numpy(),
-                              b[pred_col].to_numpy())
+    label = label_col if isinstance(label_col, str) else labels  # one column: [n_samples]; a list: [n_samples, K]
+    pred = pred_col if isinstance(pred_col, str) else preds
+    return AlignedPredictions(a.index.to_numpy(), a[label].to_numpy(), a[pred].to_numpy(), b[pred].to_numpy())

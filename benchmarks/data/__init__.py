@@ -7,6 +7,7 @@ loader with ``@register_dataset("name")``: adding a dataset is adding one file.
 import importlib
 import pkgutil
 
+from .arrays import from_arrays, write_arrays
 from .dataset import SPLITS, DataError, Dataset, Split
 from .registry import list_datasets, load_dataset, register_dataset
 from .synthetic import make_synthetic
@@ -17,6 +18,6 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
-    "SPLITS", "DataError", "Dataset", "Split", "list_datasets", "load_dataset", "make_synthetic",
-    "register_dataset",
+    "SPLITS", "DataError", "Dataset", "Split", "from_arrays", "list_datasets", "load_dataset", "make_synthetic",
+    "register_dataset", "write_arrays",
 ]

@@ -20,7 +20,8 @@ class DataError(ValueError):
 class Split:
     """One split. ``xs``: n float32 tensors ``[N, time_i, dim_i]`` with real steps first and zero padding after;
     ``masks``: n bool ``[N, time_i]`` (True = real step); ``labels``: ``[N]`` (float32 for a regression task,
-    int64 class indices for a classification task); ``ids``: N segment ids; ``extras``: per-sample tensors
+    int64 class indices for a classification task) or float32 0/1 ``[N, K]`` for a multi-label task (1: the
+    label is present); ``ids``: N segment ids; ``extras``: per-sample tensors
     ``[N, ...]`` that some datasets carry (e.g. the synthetic generator's latent signal)."""
 
     xs: list[Tensor]
@@ -56,9 +57,11 @@ class Dataset:
     """Train / valid / test splits of one dataset with its modality names and task.
 
     ``task``: the name of a registered task (``tasks.list_tasks()``: ``"sentiment"``, ``"regression"``,
-    ``"multiclass"``, ``"binary"``), which trains and scores it; ``num_classes`` is set for a classification task.
-    ``info``: provenance and facts about the data (source format, path, counts, known ceilings), stored with every
-    run's records.
+    ``"multiclass"``, ``"binary"``, ``"multilabel"``, ``"emotions"``, ...), which trains and scores it;
+    ``num_classes`` is set for a classification task (the number of classes) and a multi-label task (K, the number
+    of labels). ``info``: provenance and facts about the data (source format, path, counts, known ceilings), stored
+    with every run's records; a multi-label dataset may name its labels in ``info["label_names"]`` (K strings, in
+    label order; default ``0..K-1``, or the task's own names).
     """
 
     name: str
@@ -77,6 +80,11 @@ class Dataset:
     def dims(self) -> list[int]:
         """Feature size of each modality."""
         return [int(x.shape[-1]) for x in self.train.xs]
+
+    @property
+    def label_names(self) -> tuple[str, ...] | None:
+        """A multi-label task's name of each label (``tasks.Task.names_of_labels``); None for other tasks."""
+        return get_task(self.task).names_of_labels(self.num_classes, self.info.get("label_names"))
 
     @property
     def splits(self) -> dict[str, Split]:
@@ -101,11 +109,12 @@ class Dataset:
 
     def check(self) -> None:
         """Raise ``DataError`` (one line naming the split and modality) when the task is not registered or does
-        not fit ``num_classes``, the splits are inconsistent, or labels do not fit the task
-        (``tasks.Task.label_problem``)."""
+        not fit ``num_classes`` (or ``info["label_names"]``), the splits are inconsistent, or labels do not fit the
+        task (``tasks.Task.label_problem``)."""
         try:
             task = get_task(self.task)
             task.output_size(self.num_classes)
+            task.names_of_labels(self.num_classes, self.info.get("label_names"))
         except ValueError as error:
             raise DataError(f"dataset {self.name!r}: {error}") from None
         n = len(self.modality_names)

@@ -1,6 +1,7 @@
 """CMU-MOSI (Zadeh et al., IEEE Intelligent Systems 2016) from whichever distributed format the user holds.
 
-``load_mosi(path)`` (registered as ``mosi``) reads a MulT pickle, an MMSA pickle or a folder of
+``load_mosi(path)`` (registered as ``mosi``) reads a MulT pickle, an MMSA pickle, MultiBench's ``mosi_raw.pkl``
+(its split, 1283 / 214 / 686, is not the MulT / MMSA one, and the log says so; ``affect.multibench``) or a folder of
 CMU-MultimodalSDK ``.csd`` files (``affect.pickles``, ``affect.sdk``) and hands the splits to the shared
 post-processing (``affect.prepare``): real steps first whatever the padding side, masks, float32, non-finite values
 to 0 with one warning, a warning per modality for extreme finite values, the checks.
@@ -17,18 +18,24 @@ from .dataset import Dataset
 from .registry import register_dataset
 
 ACCEPTED = (
-    "a MulT pickle (mosi_data.pkl, mosi_data_noalign.pkl), an MMSA pickle (aligned_50.pkl, unaligned_50.pkl) or a "
-    "folder of CMU-MultimodalSDK .csd files (CMU_MOSI_TimestampedWordVectors, CMU_MOSI_COVAREP, "
-    "CMU_MOSI_Visual_Facet_41, CMU_MOSI_Opinion_Labels)"
+    "a MulT pickle (mosi_data.pkl, mosi_data_noalign.pkl), an MMSA pickle (aligned_50.pkl, unaligned_50.pkl), "
+    "MultiBench's mosi_raw.pkl or a folder of CMU-MultimodalSDK .csd files (CMU_MOSI_TimestampedWordVectors, "
+    "CMU_MOSI_COVAREP, CMU_MOSI_Visual_Facet_41, CMU_MOSI_Opinion_Labels)"
 )
 SOURCES = (
     "MOSI is distributed by the CMU MultiComp lab (CMU-MultimodalSDK, github.com/CMU-MultiComp-Lab/CMU-MultimodalSDK) "
     "and, as processed pickles, by the MulT (github.com/yaohungt/Multimodal-Transformer) and MMSA "
-    "(github.com/thuiar/MMSA) projects"
+    "(github.com/thuiar/MMSA) and MultiBench (github.com/pliang279/MultiBench) projects"
 )
 MOSI = Corpus(name="mosi", title="MOSI", standard={"train": 1284, "valid": 229, "test": 686}, env="MOSI_PATH",
-              pickle_names=("mosi_data.pkl", "mosi_data_noalign.pkl", "aligned_50.pkl", "unaligned_50.pkl"),
-              accepted=ACCEPTED, sources=SOURCES)
+              pickle_names=("mosi_data.pkl", "mosi_data_noalign.pkl", "aligned_50.pkl", "unaligned_50.pkl",
+                            "mosi_raw.pkl"),
+              accepted=ACCEPTED, sources=SOURCES,
+              sdk_files={"text": ("CMU_MOSI_TimestampedWordVectors.csd", "CMU_MOSI_TimestampedWordVectors_1.1.csd"),
+                         "audio": ("CMU_MOSI_COVAREP.csd",),
+                         "vision": ("CMU_MOSI_Visual_Facet_41.csd", "CMU_MOSI_VisualFacet_4.1.csd"),
+                         "labels": ("CMU_MOSI_Opinion_Labels.csd",)},
+              sdk_folds="cmu_mosi")
 
 
 @register_dataset("mosi")
@@ -50,5 +57,5 @@ def load_mosi(
         return load_pickles(path, MOSI)
     names = {"text": text_csd, "audio": audio_csd, "vision": vision_csd, "labels": labels_csd}
     cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    raw, facts = read_sdk_folder(path, names, cache)
+    raw, facts = read_sdk_folder(path, MOSI, names, cache)
     return build_dataset(raw, f"MOSI .csd folder {path}", {"format": "sdk", "path": str(path), **facts}, MOSI)

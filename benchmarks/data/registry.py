@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +31,18 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(name: str, path: str | Path | None = None, **options) -> Dataset:
-    """Load dataset ``name`` (from ``path`` where it reads files). Unknown name -> ``DataError`` listing the known."""
+    """Load dataset ``name`` (from ``path`` where it reads files) with the loader's keyword ``options`` (a
+    ``[datasets.<name>]`` table of a ``--config`` file). An unknown name, or an option the loader does not take,
+    raises ``DataError`` listing the known ones. A loader that passes ``**options`` on names the function whose
+    parameters they are as its ``options_signature`` attribute."""
     if name not in _LOADERS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
-    return _LOADERS[name](Path(path) if path is not None else None, **options)
+    loader = _LOADERS[name]
+    parameters = list(inspect.signature(getattr(loader, "options_signature", loader)).parameters.values())
+    known = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY
+             or (p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "path")]
+    unknown = sorted(set(options) - set(known))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        raise DataError(f"dataset {name!r} takes no option {', '.join(map(repr, unknown))}; its options: "
+                        f"{', '.join(known) or 'none'}")
+    return loader(Path(path) if path is not None else None, **options)

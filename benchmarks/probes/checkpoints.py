@@ -112,7 +112,8 @@ def load_cell(folder: str | Path, datasets: DatasetCache, device: torch.device |
 
 def stored_prediction_gap(folder: str | Path, evaluation: Evaluation) -> float:
     """Largest absolute difference between ``evaluation``'s test outputs and the cell's ``predictions.csv``
-    (regression: the prediction; classification: every logit); NaN without the file.
+    (regression: the prediction; classification and multi-label: every ``logit_*`` column, in the file's order,
+    which is the outputs' order); NaN without the file.
 
     Near 0 (CSV rounding, ~1e-7) when the checkpoint reproduces the run; larger when the model code or the
     dataset changed after training, so that the stored weights now compute something else.
@@ -126,7 +127,7 @@ def stored_prediction_gap(folder: str | Path, evaluation: Evaluation) -> float:
         expected = stored["prediction"].to_numpy()[:, None]
         outputs = outputs[:, None]
     else:
-        expected = stored[[f"logit_{k}" for k in range(outputs.shape[1])]].to_numpy()
+        expected = stored[[c for c in stored.columns if c.startswith("logit_")]].to_numpy()
     if expected.shape != outputs.shape:
         return float("inf")
     return float(np.abs(outputs - expected).max())

@@ -49,10 +49,11 @@ class Classes:
 
 
 def sample_classes(labels: np.ndarray, task: str) -> Classes:
-    """The classes of the test labels ``[N]`` as task ``task`` defines them (``tasks.Task.classes``): for
-    sentiment the sign, 0 = negative (< 0), 1 = non-negative (>= 0) (the Acc-2 "has0" split); for classification
-    the labels themselves, named ``0..K-1`` with K the largest label + 1. A task without classes (plain
-    regression) puts every sample in one class, so its silhouettes are undefined (NaN) and its points one colour.
+    """The classes of the test labels ``[N]`` (``[N, K]`` for a multi-label task) as task ``task`` defines them
+    (``tasks.Task.classes``): for sentiment the sign, 0 = negative (< 0), 1 = non-negative (>= 0) (the Acc-2 "has0"
+    split); for classification the labels themselves, named ``0..K-1`` with K the largest label + 1. A task without
+    classes (plain regression; multi-label, where a sample may hold several labels at once) puts every sample in
+    one class, so its silhouettes are undefined (NaN) and its points one colour.
     """
     defined = get_task(task).classes
     if defined is None:

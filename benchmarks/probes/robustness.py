@@ -1,7 +1,8 @@
 """Robustness to a noisy or missing modality at test time, as MultiBench measures it, from a stored checkpoint.
 
 For a stored cell and each modality ``i``, the test split is perturbed in one modality only and the main metric
-of the dataset's task (``tasks``: ``mae`` for sentiment, ``accuracy`` for classification) is measured again;
+of the dataset's task (``tasks``: ``mae`` for sentiment, ``accuracy`` for classification, ``wacc_avg`` for
+multi-label) is measured again;
 nothing is retrained.
 
 * Noise: ``x_i + level * std_i * eps`` on the real steps only (padding stays zero), for ``level`` in

@@ -5,12 +5,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..dataset import DataError, Dataset
+from .cache import cached
 from .pickles import read_pickle
 from .prepare import Corpus, build_dataset
+from .recognise import differences
+
+logger = logging.getLogger(__name__)
 
 
 def data_path(path: str | Path | None, corpus: Corpus) -> Path:
@@ -28,13 +34,35 @@ def data_path(path: str | Path | None, corpus: Corpus) -> Path:
 
 
 def load_pickles(path: Path, corpus: Corpus) -> Dataset:
-    """The ``corpus``'s ``Dataset`` from a MulT or MMSA pickle, or from a folder holding exactly one of
-    ``corpus.pickle_names``; ``info["aligned"]``: every modality has the same number of steps."""
+    """The ``corpus``'s ``Dataset`` from a MulT, MMSA or MultiBench pickle, or from a folder holding exactly one of
+    ``corpus.pickle_names``. The file is recognised from its content (``recognise``): another dataset's file is
+    refused with a one-line ``DataError``; a file of this dataset is compared with its layout's documented
+    feature widths and padding side and with the corpus's standard split (MultiBench's files: MultiBench's split),
+    and what differs is logged in one warning each (split sizes, the rest), as is the layout's note (e.g. that
+    MultiBench's MOSI split is not MulT's). ``info``: ``format`` (``"mult"``, ``"mmsa"``, ``"multibench"``),
+    ``layout`` (``recognise.Layout.key``, None for a dataset without a documented layout), ``aligned`` (every
+    modality has the same number of steps), for MultiBench's files ``dropped`` (samples without text dropped, per
+    split), and ``build_dataset``'s."""
     if path.is_dir():
         path = single_pickle(path, corpus)
-    fmt, where, raw = read_pickle(path, corpus)
-    steps = {raw["train"].modalities[m].x.shape[1] for m in raw["train"].modalities}
-    return build_dataset(raw, where, {"format": fmt, "path": str(path), "aligned": len(steps) == 1}, corpus)
+    return cached(path, corpus, lambda: _prepare(path, corpus))  # info["cache"], info["cache_file"]: see cache.py
+
+
+def _prepare(path: Path, corpus: Corpus) -> Dataset:
+    """``load_pickles``'s dataset, read and prepared from the pickle file at ``path`` (what ``cache`` stores)."""
+    read = read_pickle(path, corpus)
+    steps = {read.splits["train"].modalities[m].x.shape[1] for m in read.splits["train"].modalities}
+    info = {"format": read.fmt, "path": str(path), "aligned": len(steps) == 1,
+            "layout": read.layout.key if read.layout is not None else None}
+    if read.fmt == "multibench":  # MultiBench splits otherwise than MulT and MMSA: compared with its own split
+        info["dropped"] = {name: len(ids) for name, ids in read.dropped.items()}
+        corpus = replace(corpus, standard=read.layout.standard)
+    if read.layout is not None and read.layout.note:
+        logger.warning("%s: %s", read.where, read.layout.note)
+    dataset = build_dataset(read.splits, read.where, info, corpus, in_place=True)  # it owns the arrays it read
+    if differs := differences(read.layout, read.found, dataset.info["padding"]):
+        logger.warning("%s %s; read as it is", read.where, differs)
+    return dataset
 
 
 def single_pickle(folder: Path, corpus: Corpus, lacking: str = "") -> Path:

@@ -1,4 +1,6 @@
-"""The processed MOSI and MOSEI pickles of the MulT and MMSA projects: ``{train, valid, test}`` dicts of numpy arrays.
+"""The processed affect pickles of the MulT, MMSA and MultiBench projects: ``{train, valid, test}`` dicts of numpy
+arrays. Which dataset and layout a file holds is told from its content (``recognise``); a loader given another
+dataset's file refuses it in one line.
 
 Both datasets share the layouts below; MOSEI's feature sizes differ (MulT: text 300, audio COVAREP 74, vision
 Facet 35, audio / vision 500 steps unaligned; MMSA: text 768, audio 74, vision 35). The readers take the sizes
@@ -20,7 +22,13 @@ MMSA (``aligned_50.pkl``, ``unaligned_50.pkl``; github.com/thuiar/MMSA): each sp
 right-padded; [CLS] and [SEP] count as real steps), since BERT features at padded positions are not zero.
 Audio and vision use the stored lengths where present, else zero rows; the padding side is found per sample as
 for MulT (``prepare.stored_padding``, ``prepare.zero_row_padding``). ``classification_labels``, ``annotations``
-and ``raw_text`` are not used.
+and ``raw_text`` are not used. CH-SIMS's MMSA and MMSA-FET files also hold unimodal labels, ``regression_labels_T``
+/ ``_A`` / ``_V`` ``[N]``: those present go to the split's extras as ``labels_text`` / ``labels_audio`` /
+``labels_vision`` (``UNIMODAL_LABELS``).
+
+MultiBench (``humor.pkl``, ``sarcasm.pkl``, ``mosi_raw.pkl``, ``mosei_raw.pkl``; ``multibench``): MulT's keys and
+left padding, read by the MulT reader, then as MultiBench reads them: samples without text dropped, sarcasm's -1
+made class 0.
 
 Every array of the wrong shape or type (including ragged lists of unpadded sequences) ends in one ``DataError``
 line that names the file, the split and the key.
@@ -30,49 +38,88 @@ Unpickling can run code: read only pickles from a source you trust.
 
 from __future__ import annotations
 
+import logging
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..dataset import SPLITS, DataError
+from .multibench import drop_textless, positive_class
 from .prepare import MODALITIES, Corpus, Padded, RawSplit, settle_padding, stored_padding, zero_row_padding
+from .recognise import UNIMODAL_LABELS, Layout, Survey, choose, survey
+
+logger = logging.getLogger(__name__)
 
 MULT_KEYS = ("text", "audio", "vision", "labels")
 MMSA_KEYS = ("text", "text_bert", "audio", "vision", "regression_labels", "id")
-FORMAT_NAMES = {"mult": "MulT pickle", "mmsa": "MMSA pickle"}
+FORMAT_NAMES = {"mult": "MulT pickle", "mmsa": "MMSA pickle", "multibench": "MultiBench pickle"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def read_pickle(path: Path, corpus: Corpus) -> tuple[str, str, dict[str, RawSplit]]:
-    """Read a MulT or MMSA pickle of ``corpus``: its format (``"mult"`` / ``"mmsa"``), the source as named in
-    messages (``"<title> file <path> (<format>)"``) and the raw splits. Anything else raises a one-line
-    ``DataError`` that names the file and ends with ``corpus.accepted``."""
+@dataclass
+class PickleFile:
+    """A pickle as ``read_pickle`` reads it. ``fmt``: ``"mult"``, ``"mmsa"`` or ``"multibench"``; ``where``: the
+    source as named in messages (``"<title> file <path> (<format>)"``); ``splits``: the raw splits; ``layout``: the
+    documented layout it is read as (``recognise.LAYOUTS``; None for a corpus without one); ``found``: the facts
+    recognition saw; ``dropped``: per split, the ids of the samples dropped (MultiBench's files, else none)."""
+
+    fmt: str
+    where: str
+    splits: dict[str, RawSplit]
+    layout: Layout | None
+    found: Survey
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+
+
+def read_pickle(path: Path, corpus: Corpus) -> PickleFile:
+    """Read a MulT, MMSA or MultiBench pickle of ``corpus``, recognised from its content (``recognise``). A file of
+    another dataset, or anything else, raises a one-line ``DataError`` that names the file and says what it holds
+    and which ``--dataset`` reads it, or ends with ``corpus.accepted``. MultiBench's files lose their samples
+    without text and sarcasm's -1 becomes class 0, as MultiBench reads them (``multibench``); the drop is logged."""
     title, describe = corpus.title, corpus.accepted
     data = _unpickle(path, title, describe)
     present = [data[name] for name in SPLITS if isinstance(data, dict) and isinstance(data.get(name), dict)]
     if not present:
         raise DataError(f"{title} file {path} is a pickle but not of {title} splits (it holds {_sketch(data)}); "
                         f"expected {describe}")
-    if "regression_labels" in present[0] or "text_bert" in present[0]:
-        fmt, read = "mmsa", _mmsa_split
-    elif "labels" in present[0]:
-        fmt, read = "mult", _mult_split
-    else:
+    found = survey(data)
+    if found.family is None:
         raise DataError(f"{title} file {path} holds splits with keys {sorted(map(str, present[0]))}, neither MulT "
-                        f"({', '.join(MULT_KEYS)}) nor MMSA ({', '.join(MMSA_KEYS)}); expected {describe}")
+                        f"or MultiBench ({', '.join(MULT_KEYS)}) nor MMSA ({', '.join(MMSA_KEYS)}); "
+                        f"expected {describe}")
+    layout = choose(found, corpus, f"{title} file {path}")
+    fmt = layout.reader if layout is not None else found.family
+    read = _mmsa_split if fmt == "mmsa" else _mult_split
     where = f"{title} file {path} ({FORMAT_NAMES[fmt]})"
-    read_splits = {}
+    read_splits, dropped = {}, {}
     for name in SPLITS:
         if not isinstance(data.get(name), dict):
             raise DataError(f"{where}: no split {name!r}; expected a dict with the splits {', '.join(SPLITS)}")
-        read_splits[name] = read(data[name], f"{where}, split {name!r}", name)
+        padded, labels, split_ids = read(data[name], f"{where}, split {name!r}", name)
+        if fmt == "multibench":
+            padded, labels, split_ids, dropped[name] = drop_textless(padded, labels, split_ids)
+            if layout.labels in ("humor", "sarcasm"):
+                labels = positive_class(labels)
+        read_splits[name] = padded, labels, split_ids
+    _log_dropped(dropped, where)
     ids = {name: split_ids for name, (_, _, split_ids) in read_splits.items()}
     settled = {m: settle_padding({name: padded[m] for name, (padded, _, _) in read_splits.items()}, ids, where, m)
                for m in MODALITIES}
-    splits = {name: RawSplit({m: settled[m][name] for m in MODALITIES}, labels, ids[name])
+    splits = {name: RawSplit({m: settled[m][name] for m in MODALITIES}, labels, ids[name],
+                             _unimodal_labels(data[name], len(labels), f"{where}, split {name!r}"))
               for name, (_, labels, _) in read_splits.items()}
-    return fmt, where, splits
+    return PickleFile(fmt, where, splits, layout, found, dropped)
+
+
+def _log_dropped(dropped: dict[str, list[str]], where: str) -> None:
+    total = sum(map(len, dropped.values()))
+    if total:
+        name, first = next((name, ids[0]) for name, ids in dropped.items() if ids)
+        logger.warning("%s: dropped %d sample(s) whose text is all zero (%s; first: %r of split %r), as MultiBench's "
+                       "get_data (drop_entry) does: they hold no word for the other modalities to align to", where,
+                       total, ", ".join(f"{split} {len(ids)}" for split, ids in dropped.items()), first, name)
 
 
 def _unpickle(path: Path, title: str, describe: str) -> object:
@@ -138,6 +185,17 @@ def _mmsa_split(split: dict, where: str, name: str) -> tuple[dict[str, Padded], 
         else:
             padded[modality] = zero_row_padding(x)
     return padded, labels, [segment.replace("$_$", "_") for segment in _ids(split, n, where)]
+
+
+def _unimodal_labels(split: dict, n: int, where: str) -> dict[str, np.ndarray]:
+    """The unimodal labels the split holds (``UNIMODAL_LABELS``), each ``[n]`` float32, under their extras name."""
+    found = {}
+    for key, name in UNIMODAL_LABELS.items():
+        if key in split:
+            found[name] = _labels(split, key, where)
+            if len(found[name]) != n:
+                raise DataError(f"{where}: {key!r} holds {len(found[name])} values; expected {n}, one per segment")
+    return found
 
 
 def _require(split: dict, keys: tuple[str, ...], where: str) -> None:

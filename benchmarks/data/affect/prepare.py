@@ -26,12 +26,20 @@ standard split sizes, where the data is found):
   (``nonfinite_replaced``), the extreme values (``extreme``), the empty samples (``empty``) and the samples read
   as padded on each side (``padding``: ``{"left": n, "right": n}``; samples with no padding or no real step count
   in neither).
+
+Memory: every operation on the features runs over chunks of samples (``sample_chunks``, ``CHUNK_VALUES`` values
+each), so no temporary ``[N, time, dim]`` array is built; ``build_dataset(..., in_place=True)`` (the pickle readers,
+which own the arrays they unpickled) turns float32 arrays into the dataset's tensors where they lie, so preparing
+adds a few ``[N, time]`` arrays to what was read (22,856 MOSEI segments: about 6 GB of features, 11 MB per
+``[N, 500]`` bool array).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,13 +54,15 @@ logger = logging.getLogger(__name__)
 MODALITIES = ("text", "audio", "vision")
 LABEL_RANGE = (-3.0, 3.0)
 EXTREME_MAGNITUDE = 1e6  # finite feature values beyond it are warned about (see the module docstring)
+CHUNK_VALUES = 1 << 20  # feature values per chunk of samples (4 MB of float32): the size of every temporary
 
 
 @dataclass(frozen=True)
 class Corpus:
     """What tells one dataset read by these readers from another (MOSI, MOSEI, ...). ``name``: the ``--dataset``
     value and ``Dataset.name``; ``title``: the dataset as named in messages; ``standard``: the documented split
-    sizes (train / valid / test), a file that differs is read with one warning; ``env``: the environment variable
+    sizes (train / valid / test), a file that differs is read with one warning (None: not documented, the sizes
+    are logged and not compared); ``env``: the environment variable
     read when no path is given; ``pickle_names``: the pickles a data folder may hold; ``accepted`` / ``sources``:
     the accepted formats and where they are distributed, as said in error messages. ``task``: the registered task
     of its labels; ``label_range``: the closed range every label lies in (for a classification task, the class
@@ -60,7 +70,7 @@ class Corpus:
 
     name: str
     title: str
-    standard: dict[str, int]
+    standard: dict[str, int] | None
     env: str
     pickle_names: tuple[str, ...]
     accepted: str
@@ -68,6 +78,13 @@ class Corpus:
     task: str = "sentiment"
     label_range: tuple[float, float] = LABEL_RANGE
     label_words: str = "sentiment scores"
+    # CMU-MultimodalSDK .csd folders (affect.sdk): ``sdk_files``, the accepted file names per role (text / audio /
+    # vision / labels; the first present is read); ``sdk_folds``, the ``mmdatasdk`` module whose ``standard_folds``
+    # split the videos (``"cmu_mosi"``); ``emotions``, the emotions whose intensities follow the sentiment score in
+    # each row of the labels file (read into ``RawSplit.extras["emotions"]`` ``[N, len(emotions)]``).
+    sdk_files: dict[str, tuple[str, ...]] | None = None
+    sdk_folds: str | None = None
+    emotions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,6 +122,34 @@ class Padded:
     votes: np.ndarray
 
 
+def sample_chunks(x: np.ndarray) -> Iterator[slice]:
+    """Slices of consecutive samples (first axis) of ``x`` ``[N, ...]`` covering all N, each holding about
+    ``CHUNK_VALUES`` values (at least one sample): the unit of work of every per-value operation on features."""
+    per = max(1, CHUNK_VALUES // max(1, math.prod(x.shape[1:])))
+    return (slice(start, start + per) for start in range(0, x.shape[0], per))
+
+
+def zero_rows(x: np.ndarray) -> np.ndarray:
+    """``[N, time]`` bool, True where every feature of a step of ``x`` ``[N, time, dim]`` is zero (NaN is not)."""
+    zero = np.empty(x.shape[:2], dtype=bool)
+    for rows in sample_chunks(x):
+        np.logical_not(x[rows].any(axis=-1), out=zero[rows])
+    return zero
+
+
+def keep_rows(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The samples of ``x`` ``[N, ...]`` where ``keep`` ``[N]`` (bool) is True, in their order: moved to the front
+    of ``x`` itself chunk by chunk and returned as the view ``x[:kept]``, so no copy of ``x`` is made (``x`` is
+    overwritten: for an array its reader owns). A read-only ``x`` is copied instead (``x[keep]``)."""
+    if not x.flags.writeable:
+        return x[keep]
+    rows = np.flatnonzero(keep)
+    kept = x[: len(rows)]
+    for chunk in sample_chunks(kept):  # rows[i] >= i: each chunk is read (a copy) before it is written over
+        kept[chunk] = x[rows[chunk]]
+    return kept
+
+
 def zero_row_padding(x: np.ndarray) -> Padded:
     """``x`` ``[N, time, dim]`` padded with all-zero rows and no stored lengths. Left padding: the real steps run
     from the first non-zero row to the end; right padding: from the start to the last non-zero row (zero rows
@@ -112,7 +157,7 @@ def zero_row_padding(x: np.ndarray) -> Padded:
     zero rows and no trailing ones, right in the mirror case; none when it has zero rows at both ends (then one
     end holds real all-zero steps), at neither end (no padding) or only zero rows (no real step). A row holding a
     non-finite value is not a zero row."""
-    zero = ~(x != 0).any(axis=-1)  # [N, time]
+    zero = zero_rows(x)
     lead = np.cumprod(zero, axis=1).sum(axis=1)
     trail = np.cumprod(zero[:, ::-1], axis=1).sum(axis=1)
     votes = ((lead > 0) & (trail == 0)).astype(np.int8) - ((trail > 0) & (lead == 0)).astype(np.int8)
@@ -123,7 +168,7 @@ def stored_padding(x: np.ndarray, lengths: np.ndarray) -> Padded:
     """``x`` ``[N, time, dim]`` with stored real ``lengths`` ``[N]`` (e.g. MMSA's ``audio_lengths``). A sample votes
     left when its first ``time - length`` rows are all zero and its last ``time - length`` are not, right in the
     mirror case; none when both or neither are all zero."""
-    zero = ~(x != 0).any(axis=-1)
+    zero = zero_rows(x)
     steps = np.arange(x.shape[1])
     right_ok = (zero | (steps < lengths[:, None])).all(axis=1)
     left_ok = (zero | (steps >= x.shape[1] - lengths[:, None])).all(axis=1)
@@ -177,17 +222,22 @@ class _Found:
     right: int = 0
 
 
-def build_dataset(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus) -> Dataset:
+def build_dataset(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus, in_place: bool = False) -> Dataset:
     """The ``corpus``'s ``Dataset`` (task ``corpus.task``) from the three raw splits. ``where`` names the source in
     error messages and warnings (e.g. ``"MOSI file /data/mosi_data.pkl (MulT pickle)"``); ``info`` (format, path,
-    ...) is extended. Raises ``DataError`` (one line) for the failed checks of the module docstring."""
+    ...) is extended. Raises ``DataError`` (one line) for the failed checks of the module docstring.
+
+    ``in_place``: the caller hands the raw splits over (a reader that owns the arrays it read): writeable float32
+    feature arrays become the dataset's tensors, overwritten where they lie, and each split's modalities are taken
+    out of ``raw`` as they are done, so an array of another dtype is freed once converted. Without it the raw
+    splits are left as they are and the features are copied (a second copy of the data in memory)."""
     _check(raw, where, corpus)
     found = {m: _Found() for m in MODALITIES}
     classification = get_task(corpus.task).kind == "classification"
-    splits = {name: _to_split(raw[name], found, classification) for name in SPLITS}
     counts = {name: len(raw[name].labels) for name in SPLITS}
+    splits = {name: _to_split(raw[name], found, classification, in_place) for name in SPLITS}
     _warn(found, where)
-    standard = counts == corpus.standard
+    standard = counts == corpus.standard if corpus.standard is not None else None
     info = {
         **info, "counts": counts, "standard_split": standard,
         "nonfinite_replaced": {m: sum(f.nonfinite.values()) for m, f in found.items()},
@@ -195,7 +245,7 @@ def build_dataset(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corp
         "padding": {m: {"left": f.left, "right": f.right} for m, f in found.items()},
     }
     logger.info("%s: train %d, valid %d, test %d segments", where, *counts.values())
-    if not standard:
+    if standard is False:
         logger.warning("%s: split sizes %s differ from the standard %s split %s (an incomplete file?); read as "
                        "they are", where, "/".join(map(str, counts.values())), corpus.title,
                        "/".join(map(str, corpus.standard.values())))
@@ -211,8 +261,8 @@ def _check(raw: dict[str, RawSplit], where: str, corpus: Corpus) -> None:
     for name in SPLITS:
         split = raw[name]
         if len(split.labels) == 0:
-            raise DataError(f"{where}: split {name!r} is empty; expected segments "
-                            f"(the standard split has {standard[name]})")
+            raise DataError(f"{where}: split {name!r} is empty; expected segments"
+                            + (f" (the standard split has {standard[name]})" if standard else ""))
         labels = np.asarray(split.labels, dtype=np.float64)
         bad = ~np.isfinite(labels) | (labels < low) | (labels > high)
         if classification:
@@ -230,10 +280,14 @@ def _check(raw: dict[str, RawSplit], where: str, corpus: Corpus) -> None:
                                 f"{train_dim} in 'train'; every split must have the same feature size")
 
 
-def _to_split(raw: RawSplit, found: dict[str, _Found], classification: bool) -> Split:
+def _to_split(raw: RawSplit, found: dict[str, _Found], classification: bool, in_place: bool) -> Split:
+    """One split as tensors; with ``in_place`` its modalities are taken out of ``raw`` one by one (see
+    ``build_dataset``)."""
     xs, masks = [], []
     for modality in MODALITIES:
-        x, mask = _real_first(raw.modalities[modality], found[modality])
+        read = raw.modalities.pop(modality) if in_place else raw.modalities[modality]
+        x, mask = _real_first(read, found[modality], in_place)
+        del read  # the last reference to an array that was converted to float32
         xs.append(x)
         masks.append(mask)
     labels = torch.as_tensor(np.asarray(raw.labels, dtype=np.int64 if classification else np.float32))
@@ -241,32 +295,50 @@ def _to_split(raw: RawSplit, found: dict[str, _Found], classification: bool) -> 
     return Split(xs=xs, masks=masks, labels=labels, ids=list(raw.ids), extras=extras)
 
 
-def _real_first(raw: RawModality, found: _Found) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[N, time, dim]`` float32 with the real steps first and zeros after, and its mask; a sample with no real
-    step gets its first step marked real (zero features). What it finds is added to ``found``."""
-    x = np.array(raw.x, dtype=np.float32)  # a copy: the caller's array is left as read
-    magnitude = np.abs(x[np.isfinite(x)])
-    extreme = magnitude[magnitude > EXTREME_MAGNITUDE]
-    if extreme.size:
-        found.extreme += int(extreme.size)
-        found.largest = max(found.largest, float(extreme.max()))
-    bad = ~np.isfinite(x)
-    if bad.any():
-        for kind, hit in (("nan", np.isnan(x)), ("+inf", np.isposinf(x)), ("-inf", np.isneginf(x))):
-            if count := int(hit.sum()):
-                found.nonfinite[kind] = found.nonfinite.get(kind, 0) + count
-        x[bad] = 0.0
-    steps = np.arange(x.shape[1])
-    lengths = np.clip(np.asarray(raw.lengths, dtype=np.int64), 0, x.shape[1])
+def _real_first(raw: RawModality, found: _Found, in_place: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[N, time, dim]`` float32 with the real steps first and zeros after, and its mask ``[N, time]``; a sample
+    with no real step gets its first step marked real (zero features). What it finds is added to ``found``.
+
+    With ``in_place`` a writeable float32 ``raw.x`` is overwritten and returned; otherwise the result is a new
+    array and ``raw.x`` is left as read. The work runs chunk by chunk over the samples (``sample_chunks``)."""
+    source = raw.x
+    reuse = in_place and source.dtype == np.float32 and source.flags.writeable
+    x = source if reuse else np.empty(source.shape, dtype=np.float32)
+    time = x.shape[1]
+    steps = np.arange(time)
+    lengths = np.clip(np.asarray(raw.lengths, dtype=np.int64), 0, time)
     left = np.asarray(raw.left, dtype=bool)
-    padded = (lengths > 0) & (lengths < x.shape[1])
+    shift = np.where(left, time - lengths, 0)  # a left-padded sample's real steps start there
+    padding = steps >= lengths[:, None]  # [N, time]
+    nonfinite = dict.fromkeys(("nan", "+inf", "-inf"), 0)
+    for rows in sample_chunks(x):
+        part = x[rows]  # a view: the chunk is done in x itself
+        if not reuse:
+            part[...] = source[rows]
+        finite = np.isfinite(part)
+        if not finite.all():
+            nan, positive = int(np.isnan(part).sum()), int(np.isposinf(part).sum())
+            nonfinite["nan"] += nan
+            nonfinite["+inf"] += positive
+            nonfinite["-inf"] += int(finite.size - finite.sum()) - nan - positive
+            np.copyto(part, 0.0, where=~finite)
+        magnitude = np.abs(part)
+        extreme = magnitude > EXTREME_MAGNITUDE
+        if extreme.any():
+            found.extreme += int(extreme.sum())
+            found.largest = max(found.largest, float(magnitude[extreme].max()))
+        moved = np.flatnonzero(shift[rows])
+        if moved.size:  # rotate the left padding to the end
+            order = (steps + shift[rows][moved, None]) % time
+            part[moved] = np.take_along_axis(part[moved], order[..., None], axis=1)
+        np.copyto(part, 0.0, where=padding[rows][..., None])
+    for kind, count in nonfinite.items():
+        if count:
+            found.nonfinite[kind] = found.nonfinite.get(kind, 0) + count
+    padded = (lengths > 0) & (lengths < time)
     found.left += int((padded & left).sum())
     found.right += int((padded & ~left).sum())
     found.empty += int((lengths == 0).sum())
-    start = np.where(left, x.shape[1] - lengths, 0)
-    order = (steps + start[:, None]) % x.shape[1]  # rotate left padding to the end
-    x = np.take_along_axis(x, order[..., None], axis=1)
-    x[steps >= lengths[:, None]] = 0.0
     mask = steps < np.maximum(lengths, 1)[:, None]
     return torch.from_numpy(x), torch.from_numpy(mask)
 
