@@ -133,3 +133,6 @@ def load_synthetic(path=None, **options) -> Dataset:
     if path is not None:
         raise DataError("the synthetic dataset is generated, not read: drop --data-path")
     return make_synthetic(**options)
+
+
+load_synthetic.options_signature = make_synthetic  # the options load_dataset checks (benchmarks.data.registry)
