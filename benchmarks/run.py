@@ -4,7 +4,8 @@ Library: ``run_benchmark(RunSpec(fusions=[...], dataset=..., seeds=...))`` retur
 seed). CLI: ``python -m benchmarks.run --fusions grf,pairwise [options]``; ``--help`` lists the options.
 Every cell is stored as it finishes (see ``benchmarks.store``); running the same command again skips the
 finished cells and resumes an interrupted one from its last epoch. With ``--storage URL`` the grid is shared
-by every machine that runs the same command (``benchmarks.grid``).
+by every machine that runs the same command (``benchmarks.grid``); with ``--workers K`` by K processes of this
+machine (``benchmarks.workers``: the grid in ``<out>/grid.journal`` unless ``--storage`` is given).
 
 A finished cell is reused only for the same inputs: its folder is named by ``CellConfig.hash``, which covers
 the configuration, the data's fingerprint, autocast and the code version (``benchmarks.config``); when a cell
@@ -26,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from records.cli import ArgumentParser
 from records.schema import write_table
@@ -45,7 +47,8 @@ from .cli import (
 from .config import Variant
 from .experiment import Experiment, RunSpec
 from .progress import Progress
-from .run_folder import PreparedRun, finish_run, prepare, prepare_run, raise_failed
+from .run_folder import PreparedRun, default_out, finish_run, prepare, prepare_run, raise_failed
+from .workers import plan_workers, unshared_storage
 
 
 def run_prepared(
@@ -112,10 +115,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storage", default=None,
                         help="share the grid through this Optuna storage (e.g. postgresql://user:password@host/db): "
                              "every machine runs the same command and each cell runs once (benchmarks.grid)")
-    parser.add_argument("--study-name", default=None, help="the grid's study in --storage (default: named after "
-                                                           "the grid)")
+    parser.add_argument("--study-name", default=None, help="the grid's study in --storage or the journal file of "
+                                                           "--workers (default: named after the grid)")
     parser.add_argument("--heartbeat", type=int, default=30,
                         help="with --storage: seconds between heartbeats; a cell silent for 3 runs again elsewhere")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="train the cells in this many processes of this machine, sharing the grid as machines "
+                             "do (without --storage: the journal file <out>/grid.journal); default 1, or CUDA "
+                             "devices x --cells-per-device (benchmarks.workers)")
+    parser.add_argument("--cells-per-device", type=int, default=None,
+                        help="with CUDA: at most this many workers per device (--device cuda or auto: every visible "
+                             "device; cuda:K: that one)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads in all, split evenly between the workers (at least 1 each); default: "
+                             "torch's (OMP_NUM_THREADS when set, else the cores)")
     return parser.parse_args(argv)
 
 
@@ -123,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = RunSpec(fusions=parse_fusions(args.fusions), seeds=seeds_of(args), out=args.out, params=args.params,
                    **experiment_fields(args))
-    if args.storage is None:
+    workers = plan_workers(spec.device, args.workers, args.cells_per_device, args.threads)
+    if workers.count == 1 and args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.storage is None and workers.count == 1:
         if args.study_name is not None:
-            raise UsageError("--study-name needs --storage")
+            raise UsageError("--study-name needs --storage, or --workers of 2 or more")
         run_benchmark(spec, quiet=args.quiet, report=not args.no_report)
         return 0
     import optuna  # Optuna only for shared grids
@@ -134,8 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     from .studies import StorageSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = StorageSpec(url=args.storage, heartbeat=args.heartbeat)
-    run_grid(spec, storage, study_name=args.study_name, quiet=args.quiet, report=not args.no_report)
+    if args.storage is None:
+        storage = StorageSpec(journal=str((Path(spec.out) if spec.out else default_out(spec.dataset)) / "grid.journal"))
+    else:
+        storage = StorageSpec(url=args.storage, heartbeat=args.heartbeat)
+    if workers.count > 1 and unshared_storage(storage):
+        raise UsageError(unshared_storage(storage))
+    run_grid(spec, storage, study_name=args.study_name, quiet=args.quiet, report=not args.no_report,
+             workers=workers if workers.count > 1 else None)
     return 0
 
 

@@ -16,9 +16,14 @@ the system attribute ``retry_history``), at most ``max_retries`` times. An attem
 (the message is the trial's user attribute ``error``) or, in an RDB storage, when its worker stops sending
 heartbeats for the grace period (killed, frozen or cut off), or, in a journal file, when its worker ended
 without finishing it (its claim lock is free): the next worker that looks marks it FAIL and the retry is
-queued. Where two trials compete for one place in a chain — a unit added by two
-processes that started together, a retry made twice — only the lower-numbered counts (a study numbers its
-trials in one locked sequence, so every process agrees); the other is dropped unrun when claimed.
+queued. An attempt whose worker is stopped (``KeyboardInterrupt``: Ctrl-C, or the SIGTERM that
+``benchmarks.workers`` turns into one) has not failed: the worker hands it back, RUNNING to WAITING (a change
+both storages accept from the trial's own process), and the next claim runs it again in the same place of its
+chain, so interrupting and resuming a study never spends a unit's retries.
+
+Where two trials compete for one place in a chain — a unit added by two processes that started together, a
+retry made twice — only the lower-numbered counts (a study numbers its trials in one locked sequence, so every
+process agrees); the other is dropped unrun when claimed.
 
 Hence each unit has at most one attempt that counts and is not finished, so nothing runs twice — unless a
 live worker loses contact for the whole grace period: the retry then runs too, and the late worker's result is
@@ -243,7 +248,7 @@ def _run(study: optuna.Study, claimed: FrozenTrial, run: Runner, retry: Retry, i
             value = run(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-    except BaseException as error:  # the unit failed, or this worker is being stopped (Ctrl-C): hand it back
+    except Exception as error:  # the unit failed
         before = copy.deepcopy(storage.get_trial(identity))  # what the retry copies (without the error)
         try:
             trial.set_user_attr(ERROR, f"{type(error).__name__}: {error}")
@@ -252,7 +257,9 @@ def _run(study: optuna.Study, claimed: FrozenTrial, run: Runner, retry: Retry, i
             pass  # another worker declared it dead and queued the retry
         else:
             retry(study, before)
-        if not isinstance(error, Exception):
-            raise
+    except BaseException:  # this worker is being stopped (Ctrl-C, SIGTERM): the attempt is handed back unfinished
+        with suppress(UpdateFinishedTrialError):  # (unless another worker declared it dead meanwhile)
+            storage.set_trial_state_values(identity, TrialState.WAITING)
+        raise
     else:
         study.tell(trial, value, skip_if_finished=True)
