@@ -19,7 +19,9 @@ Library: ``tune(TuneSpec(fusion="grf", ...))`` returns the best-parameters docum
   same parameters, up to twice); a later run with a larger N adds the missing ones. ``--timeout S``: a
   worker starts no trial after S seconds.
 * Storage (``benchmarks.studies``): by default the SQLite file ``<out>/studies.db``; with ``--workers K`` and no
-  ``--storage``, K processes on this machine share the journal file ``<out>/studies.journal``; with
+  ``--storage``, K processes on this machine (``benchmarks.workers.run_workers``, as ``benchmarks.run --workers``:
+  the CPU threads split between them, a killed one started again) share the journal file
+  ``<out>/studies.journal``; with
   ``--storage URL`` (e.g. PostgreSQL), every machine that runs the same command with the same storage and
   study name works on the one study. A worker that dies is noticed by the others — on a database by its
   missing heartbeats, on the journal file by its released claim lock (``benchmarks.journal_claims``) — and
@@ -45,7 +47,6 @@ import argparse
 import dataclasses
 import json
 import math
-import multiprocessing
 import sys
 import warnings
 from dataclasses import dataclass
@@ -53,7 +54,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
-import torch
 from optuna.distributions import distribution_to_json
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import BaseSampler, TPESampler
@@ -74,7 +74,8 @@ from .studies import StorageSpec, open_study
 from .study_definition import check_definition
 from .train import Diverged, train_cell
 from .tuned import DEFAULT_TUNE_OUT, best_params_path, tuned_table
-from .workqueue import enqueue, unfinished, work
+from .workers import plan_workers, run_workers
+from .workqueue import enqueue, last_attempts, unfinished, work
 
 
 @dataclass(kw_only=True)
@@ -255,11 +256,10 @@ class Session:
             print(line, flush=True)
 
 
-def _worker_process(spec: TuneSpec, threads: int) -> None:
-    """One of ``--workers`` processes (started by ``tune``)."""
-    torch.set_num_threads(threads)
+def _worker_process(device: str, spec: TuneSpec) -> None:
+    """One of ``--workers`` processes (started by ``tune`` through ``workers.run_workers``) on ``device``."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    Session.open(spec).work()
+    Session.open(dataclasses.replace(spec, device=device)).work()
 
 
 def tune(spec: TuneSpec) -> dict:
@@ -278,20 +278,12 @@ def tune(spec: TuneSpec) -> dict:
     if spec.workers == 1:
         session.work()
     else:
-        context = multiprocessing.get_context("spawn")
-        threads = max(1, torch.get_num_threads() // spec.workers)
-        processes = [context.Process(target=_worker_process, args=(spec, threads)) for _ in range(spec.workers)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-        stopped = [p.exitcode for p in processes if p.exitcode != 0]
-        if stopped:
-            raise ValueError(
-                f"{len(stopped)} of {spec.workers} tuning workers stopped with exit status {stopped} (-N: killed by "
-                "signal N); finished trials are kept: run the same command again to run the stopped workers' trials "
-                "and write the results"
-            )
+        def work_left() -> bool:
+            return any(last.state in (TrialState.WAITING, TrialState.RUNNING)
+                       for last in last_attempts(session.study, spec.units()).values())
+
+        run_workers(plan_workers(spec.device, spec.workers), _worker_process, (spec,), work_left=work_left,
+                    tick=lambda: None, say=lambda line: print(line, file=sys.stderr, flush=True))
     return write_results(session)
 
 
