@@ -160,6 +160,8 @@ def run_workers(
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)  # inherited: held until the worker's handlers
         try:
             process.start()
+        except (RuntimeError, OSError) as error:  # the arguments' tensors go through shared memory (/dev/shm)
+            raise UsageError(shared_memory_problem(error)) from None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return process
@@ -190,6 +192,15 @@ def run_workers(
     except BaseException:
         stop(list(running.values()))
         raise
+
+
+def shared_memory_problem(error: BaseException) -> str:
+    """The one line for a worker that could not be started with its arguments: their tensors go to the worker
+    through shared memory (``/dev/shm``), which a container may keep small (Docker: 64 MB by default)."""
+    first = str(error).splitlines()[0] if str(error) else "no message"
+    return (f"cannot start a worker process with the run's data ({type(error).__name__}: {first}); the data goes "
+            "to the workers through shared memory (/dev/shm): give it room (Docker: --shm-size=4g) or run without "
+            "--workers")
 
 
 def exit_reason(status: int) -> str:

@@ -319,3 +319,21 @@ def test_cells_per_device_spreads_workers_over_the_cuda_devices(tmp_path, capsys
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert (runs["status"] == "done").all() and set(runs["device"]) <= {f"cuda:{i}" for i in range(count)}
     assert {t.user_attrs["device"] for t in journal_trials(tmp_path / "out")} == set(runs["device"])
+
+
+def test_a_worker_that_cannot_get_the_data_through_shared_memory_is_one_line(monkeypatch):
+    """A full /dev/shm (a container's 64 MB) fails ``Process.start`` while the tensors are shared: one UsageError
+    line that says where the data goes and what to do, no traceback."""
+    import multiprocessing.context
+
+    from benchmarks.cli import UsageError
+    from benchmarks.workers import WorkerPlan, run_workers
+
+    def full(self):
+        raise RuntimeError("unable to write to file </torch_123_456_0>: No space left on device (28)")
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", full)
+    with pytest.raises(UsageError) as caught:
+        run_workers(WorkerPlan(("cpu",), 1), print, (), work_left=lambda: False, tick=lambda: None, say=print)
+    message = str(caught.value)
+    assert "\n" not in message and "No space left on device" in message and "--shm-size" in message
