@@ -9,8 +9,9 @@ Steps, each a subprocess of this Python with its own time limit (seconds in ``ST
 2. ``scaling``: the default cost sweep on ``cuda`` (CUDA events around every timed call), to ``<out>/scaling``;
 3. ``speed-fp32`` / ``speed-bf16``: the speed table of every fusion at the papers' settings, in float32 and under
    bf16 autocast, with each step's utilisation against the device's dense matmul rate measured in the same run;
-4. ``paper-epoch``: one epoch of every fusion under the ``paper`` preset on the MOSI-shaped synthetic data
-   (``benchmarks.run --preset paper --epochs 1``), to ``<out>/paper-epoch``;
+4. ``study-time``: two paper-protocol epochs of every fusion on MOSI's shapes and sizes, the second timed, and
+   the paper-protocol MOSI study (8 fusions x 5 seeds) estimated from them (``benchmarks.study_time``), to
+   ``<out>/study-time``;
 5. ``workers-1`` / ``workers-4``: the same small grid (4 fusions x 2 seeds, quick preset, 2 epochs) with one worker
    and with four workers on the device (``--cells-per-device 4``): the study's wall-clock for each.
 
@@ -59,8 +60,7 @@ STEPS: tuple[Step, ...] = (
     Step("speed-fp32", ("benchmarks.speed", "--fusions", "all", "--device", "cuda", "--out", "{out}/speed-fp32"), 45),
     Step("speed-bf16", ("benchmarks.speed", "--fusions", "all", "--device", "cuda", "--dtype", "bfloat16",
                         "--out", "{out}/speed-bf16"), 45),
-    Step("paper-epoch", ("benchmarks.run", "--fusions", "all", "--preset", "paper", "--epochs", "1", "--seed", "0",
-                         "--device", "cuda", "--quiet", "--no-report", "--out", "{out}/paper-epoch"), 70),
+    Step("study-time", ("benchmarks.study_time", "--device", "cuda", "--out", "{out}/study-time"), 70),
     Step("workers-1", ("benchmarks.run", *GRID, "--device", "cuda", "--out", "{out}/workers-1"), 55),
     Step("workers-4", ("benchmarks.run", *GRID, "--device", "cuda", "--workers", "4", "--cells-per-device", "4",
                        "--out", "{out}/workers-4"), 55),

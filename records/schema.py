@@ -298,6 +298,17 @@ _PROFILE = (
     Column("share", "float", "fraction", "share of the step's operator self time (device time on CUDA)"),
 )
 
+_STUDY_TIME = (
+    Column("fusion", "str", "", "fusion, with the papers' settings", required=True),
+    Column("params", "int", "parameters", "parameters of the predictor"),
+    Column("epoch_s", "float", "s", "wall-clock of the last trained epoch (training and validation)", required=True),
+    Column("first_epoch_s", "float", "s", "wall-clock of the first epoch (with one-off costs)"),
+    Column("max_epochs", "int", "epochs", "the protocol's epoch bound"),
+    Column("device", "str", "", "the device trained on"),
+    Column("threads", "int", "", "torch CPU threads"),
+    Column("amp", "bool", "", "bf16 autocast"),
+)
+
 _REFERENCE = (
     Column("model", "str", "", "our model checked", required=True),
     Column("reference", "str", "", "the reference code's URL"),
@@ -435,6 +446,8 @@ SCHEMAS: dict[str, Schema] = {schema.kind: schema for schema in (
     Schema("exponents.csv", 2, "column", "fitted cost ~ n^k per fusion, setting and measure (benchmarks.scaling)",
            _EXPONENTS),
     Schema("speed.csv", 2, "column", "training-step and forward latency per fusion (benchmarks.speed)", _SPEED),
+    Schema("study_time.csv", 2, "column", "seconds per epoch per fusion at the paper settings on MOSI shapes "
+           "(benchmarks.study_time)", _STUDY_TIME),
     Schema("profile.csv", 2, "column", "operator self time per fusion and step (benchmarks.profile)", _PROFILE),
     Schema("reference.csv", 2, "column", "our models against their authors' code (benchmarks.reference)",
            _REFERENCE),
