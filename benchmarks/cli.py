@@ -91,7 +91,9 @@ def add_data_arguments(parser, dataset_default: str = "synthetic") -> None:
     from .data import list_datasets  # the loaders only for commands that train
 
     parser.add_argument("--dataset", default=dataset_default, help=f"one of: {', '.join(list_datasets())}")
-    parser.add_argument("--data-path", default=None, help="dataset file or folder (MOSI also reads MOSI_PATH)")
+    parser.add_argument("--data-path", default=None,
+                        help="dataset file or folder (without it, a dataset read from files reads its environment "
+                             "variable: MOSI_PATH, MOSEI_PATH, SIMS_PATH, SIMS2_PATH, URFUNNY_PATH, MUSTARD_PATH)")
     parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
 
 
