@@ -112,14 +112,15 @@ def build_config(spec: ExperimentSpec, fusions: list[str | Variant] = ()) -> dic
     return merge_layers(config_layers(spec, fusions))
 
 
-def load_run_dataset(spec: ExperimentSpec, config: dict) -> tuple[Dataset, dict]:
+def load_run_dataset(spec: ExperimentSpec, config: dict, loaded: Dataset | None = None) -> tuple[Dataset, dict]:
     """The dataset with the configuration's loader options and the modality selection; and its description
-    (``{"name", "path", "options", "modalities", "fingerprint"}``, the ``dataset`` of its cells). An unknown
-    dataset raises ``ValueError`` listing the known."""
+    (``{"name", "path", "options", "modalities", "fingerprint"}``, the ``dataset`` of its cells). ``loaded``: the
+    dataset as those options load it, every modality, when the caller has it already (it is not read again). An
+    unknown dataset raises ``ValueError`` listing the known."""
     if spec.dataset not in list_datasets():
         raise ValueError(f"unknown dataset {spec.dataset!r}; known datasets: {', '.join(list_datasets())}")
     options = dataset_options(config, spec.dataset)
-    data = load_dataset(spec.dataset, spec.dataset_path, **options)
+    data = load_dataset(spec.dataset, spec.dataset_path, **options) if loaded is None else loaded
     if spec.modalities:
         data = data.select_modalities(spec.modalities)
     described = {
@@ -142,16 +143,25 @@ class Experiment:
     device: torch.device
 
     @classmethod
-    def build(cls, spec: ExperimentSpec, fusions: list[str | Variant] = ()) -> Experiment:
+    def build(
+        cls, spec: ExperimentSpec, fusions: list[str | Variant] = (), loaded: Dataset | None = None,
+    ) -> Experiment:
         """Check the device, resolve the configuration and load the data, once. ``fusions``: whose tuned
-        parameters to read with ``spec.params`` (default: the spec's own). Raises ``ValueError`` (bad device,
-        ``--amp`` off CUDA, unknown key, unknown dataset, unreadable data) before anything trains."""
+        parameters to read with ``spec.params`` (default: the spec's own); ``loaded``: the dataset already loaded
+        with every modality (``load_run_dataset``: another experiment's ``data`` on the same data, e.g. one setting
+        of the accuracy sweep). Raises ``ValueError`` (bad device, ``--amp`` off CUDA, unknown key, unknown
+        dataset, unreadable data) before anything trains."""
         device = resolve_device(spec.device)
         if spec.amp and device.type != "cuda":
             raise ValueError(f"--amp uses bf16 autocast on CUDA; the device is {device}")
         layers = config_layers(spec, fusions)
         config = merge_layers(layers)
-        data, described = load_run_dataset(spec, config)
+        data, described = load_run_dataset(spec, config, loaded)
+        if spec.params:
+            from .tuned import check_tuned_data  # tuning is optional
+
+            check_tuned_data(spec.params, spec.dataset, fusion_names(fusions or getattr(spec, "fusions", ())),
+                             described)
         return cls(spec, layers, config, data, described, device)
 
     def cell(self, fusion: str | Variant, overrides: dict | None = None) -> CellConfig:

@@ -42,9 +42,10 @@ def protocol_layers(name: str) -> Layers:
 def with_rounded_cells(experiment, fusions: list[str | Variant]) -> list[str | Variant]:
     """``fusions`` with, right after each one whose cell in ``experiment`` (an ``experiment.Experiment``) has
     ``protocol.rounded_cell`` set, its rounded-label companion: a ``Variant`` of the same fusion and overrides,
-    labelled ``<label>[acc7]``, with ``labels = "rounded"``. None is added when the experiment's task is not a
-    regression (rounded labels would not fit it)."""
-    if get_task(experiment.data.task).kind != "regression":
+    labelled ``<label>[acc7]``, with ``labels = "rounded"``. None is added when the experiment's task does not
+    report Acc-7 (``acc7``, MOSI-style sentiment): the companion exists for that number only, and rounded labels
+    would change what another task's metrics mean (CH-SIMS's [-1, 1] would become {-1, 0, 1})."""
+    if "acc7" not in get_task(experiment.data.task).metrics:
         return list(fusions)
     expanded: list[str | Variant] = []
     for fusion in fusions:

@@ -6,7 +6,9 @@
 protocol values) is merged over the run's configuration at ``[datasets.<dataset>.fusions.<fusion>]``, the most
 specific level: tuned values win over the preset's (including its dataset-specific ones, such as GRF's MOSI
 modality order), a variant's overrides (e.g. an ablation) win over tuned values, and everything not searched
-(epochs, patience, pooling, ...) still comes from the preset and ``--config``.
+(epochs, patience, pooling, ...) still comes from the preset and ``--config``. Parameters tuned on other data
+than the run's (``check_tuned_data``: another file under the same ``--dataset`` name, other loader options such
+as MOSEI's ``labels = "emotions"``, other modalities) are refused: they answer another question.
 """
 
 from __future__ import annotations
@@ -59,3 +61,21 @@ def tuned_overrides(params: str, dataset: str, fusions: list[str], protocol: str
         values = document["config"]
         override = merge(override, tuned_table(dataset, fusion, values))
     return override
+
+
+def check_tuned_data(params: str, dataset: str, fusions: list[str], described: dict) -> None:
+    """Raise ``ConfigError`` (one line) when a fusion's tuned parameters (``params`` as in ``tuned_overrides``,
+    whose files exist) were tuned on other data than ``described`` (the run's dataset description: ``path``,
+    ``options``, ``modalities``, ``fingerprint``, a digest of the task, labels, features and ids). A file without
+    the tuned cell's description (written before it was stored) is not checked."""
+    folder = Path(DEFAULT_TUNE_OUT if params == "tuned" else params)
+    for fusion in fusions:
+        path = best_params_path(folder, dataset, fusion)
+        tuned = (read_document(path, "best_params").get("cell") or {}).get("dataset") or {}
+        if "fingerprint" in tuned and tuned["fingerprint"] != described["fingerprint"]:
+            raise ConfigError(
+                f"{path} was tuned on other {dataset} data (path {tuned.get('path')}, options "
+                f"{tuned.get('options') or {}}, modalities {','.join(tuned.get('modalities') or [])}; fingerprint "
+                f"{tuned['fingerprint']}) than this run's (path {described.get('path')}, options "
+                f"{described.get('options') or {}}, modalities {','.join(described['modalities'])}; fingerprint "
+                f"{described['fingerprint']}): tune on this data (into another --out) and pass that --params")
