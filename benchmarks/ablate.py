@@ -53,8 +53,9 @@ from .experiment import Experiment, RunSpec
 from .run import run_experiment
 from .run_folder import raise_failed
 
-TABLE_LEGEND = ("Δ: variant minus full GRF (mean over seeds); p: paired t-test by seed, Holm-adjusted over every "
-                "variant × metric; * p < 0.05, ** p < 0.01, *** p < 0.001. FLOPs: fusion forward per sample.")
+TABLE_LEGEND = ("Metrics: mean ± std over seeds (the value alone for one seed). Δ: variant minus full GRF (mean over "
+                "seeds); p: paired t-test by seed, Holm-adjusted over every variant × metric; * p < 0.05, ** p < 0.01, "
+                "*** p < 0.001. FLOPs: fusion forward per sample.")
 GROUPS = ("gate", "attention", "context", "state", "weights", "order", "aux", "layers")
 REFERENCE = "grf"
 
@@ -143,6 +144,14 @@ def order_test(records: pd.DataFrame, labels: list[str], task: str) -> pd.DataFr
                           **{f"rank[{k}]": v for k, v in ranks.items()}}])
 
 
+def mean_std_text(mean: float, std: float) -> str:
+    """A table cell: ``0.429 ± 0.012``; the mean alone where there is no spread (fewer than 2 seeds with a value:
+    one seed's std is undefined, NaN); ``n/a`` without a value."""
+    if pd.isna(mean):
+        return "n/a"
+    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
 def table_text(summary: pd.DataFrame, task: str, fmt: str) -> str:
     """The ablation table (``fmt``: a tabulate format, e.g. ``github`` or ``latex_booktabs``)."""
     main = get_task(task).main_metric
@@ -150,7 +159,7 @@ def table_text(summary: pd.DataFrame, task: str, fmt: str) -> str:
     body = []
     for _, row in summary.iterrows():
         cells = [row["group"], row["fusion"]]
-        cells += [f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in shown]
+        cells += [mean_std_text(row[f"{m}_mean"], row[f"{m}_std"]) for m in shown]
         marker = row.get("marker")
         diff = "" if pd.isna(row.get("diff")) else f"{row['diff']:+.3f}{marker if isinstance(marker, str) else ''}"
         p = "" if pd.isna(row.get("t_pvalue_holm")) else f"{row['t_pvalue_holm']:.3g}"

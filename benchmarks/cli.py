@@ -85,16 +85,18 @@ def parse_value(text: str):
         return text
 
 
-def add_data_arguments(parser, dataset_default: str = "synthetic") -> None:
+def add_data_arguments(parser, dataset_default: str = "synthetic", modalities: bool = True) -> None:
     """``--dataset``, ``--data-path`` and ``--modalities``, as every training command takes them (read back
-    with ``experiment_fields``)."""
+    with ``experiment_fields``); without ``--modalities`` when ``modalities`` is False (a command whose
+    ``--modalities`` means something else: the modality counts of ``scaling --train``)."""
     from .data import list_datasets  # the loaders only for commands that train
 
     parser.add_argument("--dataset", default=dataset_default, help=f"one of: {', '.join(list_datasets())}")
     parser.add_argument("--data-path", default=None,
                         help="dataset file or folder (without it, a dataset read from files reads its environment "
                              "variable: MOSI_PATH, MOSEI_PATH, SIMS_PATH, SIMS2_PATH, URFUNNY_PATH, MUSTARD_PATH)")
-    parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
+    if modalities:
+        parser.add_argument("--modalities", default=None, help="comma-separated modality names to use, in order")
 
 
 def add_training_arguments(parser) -> None:

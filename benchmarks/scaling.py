@@ -15,7 +15,8 @@ accepts; pairwise's memory stacks keep their own ``max(num_layers, 3)`` rule). A
 extra hyperparameters: ``pairwise:memory=concat`` is pairwise with MulT's concatenated memory width.
 
 Accuracy against ``n`` (``--train``, an ordinary flag of this command: ``--train --help`` lists its options) trains
-every fusion at every modality count: ``benchmarks.accuracy_scaling``.
+every fusion at every modality count of any dataset (``--dataset``, ``--data-path``), scored by its task's metrics:
+``benchmarks.accuracy_scaling``.
 """
 
 from __future__ import annotations
@@ -326,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fit the exponents on the cells with n >= this (default %(default)s)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG/PDF figures")
     parser.add_argument("--train", action="store_true",
-                        help="accuracy against n: train every fusion at every modality count (see "
-                             "benchmarks/accuracy_scaling.py; --train --help lists its options)")
+                        help="accuracy against n: train every fusion at every modality count of a dataset "
+                             "(--dataset, --data-path; see benchmarks/accuracy_scaling.py; --train --help lists "
+                             "its options)")
     return parser
 
 

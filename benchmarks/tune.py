@@ -8,12 +8,14 @@ Library: ``tune(TuneSpec(fusion="grf", ...))`` returns the best-parameters docum
   learning rate and weight decay (log scale) and batch size. Everything else — epochs, patience, warm-up,
   pooling — comes from the preset and ``--config``, as in ``benchmarks.run``.
 * Objective: the best validation score of one training run (``--train-seed``): the task's model-selection score
-  (``tasks``: validation MAE for sentiment, validation loss for the others), lower is better. ``train_cell`` gets
-  the data with the test split replaced by the validation split, so tuning never reads test data. The score is
-  reported every epoch and a ``MedianPruner`` stops trials below the median of earlier ones at the same epoch,
-  once ``pruner_startup`` trials have finished and from the first epoch after the learning-rate warm-up. TPE
-  draws the parameters; trial ``k`` draws with random seed ``--seed + k``, so one worker's study is reproducible
-  and workers on different machines do not repeat each other's random start.
+  (``tasks``: validation MAE for sentiment, validation loss for the others; the validation loss where the
+  protocol selects by it), lower is better, named in every log line (``trial 3: validation valid_mae 0.6869 after
+  7 epochs``; ``objective_metric``). ``train_cell`` gets the data with the test split replaced by the validation
+  split, so tuning never reads test data. The score is reported every epoch and a ``MedianPruner`` stops trials
+  below the median of earlier ones at the same epoch, once ``pruner_startup`` trials have finished and from the
+  first epoch after the learning-rate warm-up. TPE draws the parameters; trial ``k`` draws with random seed
+  ``--seed + k``, so one worker's study is reproducible and workers on different machines do not repeat each
+  other's random start.
 * Budget: ``--trials N`` is the study's total over all workers: N named units of ``benchmarks.workqueue``
   (``trial-0`` ... ``trial-{N-1}``), each run exactly once (a killed or failing trial is retried with the
   same parameters, up to twice); a later run with a larger N adds the missing ones. ``--timeout S``: a
@@ -66,7 +68,7 @@ from records.schema import write_document, write_table
 from tasks import get_task
 
 from .cli import add_data_arguments, add_training_arguments, experiment_fields, resolve_device, run_cli
-from .config import CellConfig
+from .config import CellConfig, Protocol
 from .data import Dataset
 from .experiment import Experiment, ExperimentSpec
 from .journal_claims import Claims
@@ -132,10 +134,12 @@ def sample_overrides(trial, fusion: str, modality_names: list[str]) -> dict:
     return {**fusion_class(fusion).search_space(trial, list(modality_names)), "protocol": protocol_space(trial)}
 
 
-def objective_metric(data: Dataset) -> str:
-    """The validation score a trial minimises: the task's model-selection column (``tasks.Task.selection_column``:
-    ``valid_mae`` for sentiment, ``valid_loss`` for the other built-in tasks)."""
-    return get_task(data.task).selection_column
+def objective_metric(data: Dataset, protocol: Protocol) -> str:
+    """The validation score a trial minimises, as ``train_cell`` selects by it: ``valid_loss`` when ``protocol``
+    selects by the validation loss (``--protocol reference`` for MulT, TFN and LMF), else the task's model-selection
+    column (``tasks.Task.selection_column``: ``valid_mae`` for sentiment, ``valid_loss`` for the other built-in
+    tasks)."""
+    return "valid_loss" if protocol.selection == "valid_loss" else get_task(data.task).selection_column
 
 
 def study_definition(spec: TuneSpec, data: Dataset, base: CellConfig) -> dict:
@@ -152,7 +156,7 @@ def study_definition(spec: TuneSpec, data: Dataset, base: CellConfig) -> dict:
     definition = {
         "fusion": spec.fusion, "dataset": spec.dataset, "modalities": list(data.modality_names),
         "feature_sizes": data.dims, "split_sizes": {"train": len(data.train), "valid": len(data.valid)},
-        "objective": {"metric": objective_metric(data), "train_seed": spec.train_seed},
+        "objective": {"metric": objective_metric(data, base.protocol), "train_seed": spec.train_seed},
         "search_space": {name: json.loads(distribution_to_json(d)) for name, d in trial.distributions.items()},
         "fixed_configuration": {"protocol": protocol, "hparams": {k: v for k, v in base.hparams.items()
                                                                   if k not in values},
@@ -203,6 +207,18 @@ class Session:
     def data(self) -> Dataset:
         return self.experiment.data
 
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol of the tuned fusion's cells (a trial searches none of what names its score)."""
+        return self.experiment.cell(self.spec.fusion).protocol
+
+    def score_text(self, score: float) -> str:
+        """A trial's validation ``score`` named, for the log: ``validation valid_mae 0.6869`` (``objective_metric``),
+        shown as the column's value (a selection metric where higher is better is minimised negated)."""
+        metric = objective_metric(self.data, self.protocol)
+        negated = metric != "valid_loss" and get_task(self.data.task).selection_higher_is_better
+        return f"validation {metric} {-score if negated else score:.4f}"
+
     @classmethod
     def open(cls, spec: TuneSpec) -> Session:
         experiment = Experiment.build(spec, [spec.fusion])
@@ -233,8 +249,8 @@ class Session:
             trial.set_user_attr("curve", curve)
             trial.report(score, epoch)
             if math.isnan(score) or trial.should_prune():  # a diverged trial is pruned, not failed and retried
-                self.say(f"trial {trial.number}: pruned at epoch {epoch} (validation score {score:.4f})")
-                raise optuna.TrialPruned(f"validation score {score:.4f} at epoch {epoch}")
+                self.say(f"trial {trial.number}: pruned at epoch {epoch} ({self.score_text(score)})")
+                raise optuna.TrialPruned(f"{self.score_text(score)} at epoch {epoch}")
 
         try:
             result = train_cell(cell, without_test(self.data), spec.train_seed, self.experiment.device, spec.amp,
@@ -242,7 +258,7 @@ class Session:
         except Diverged as error:  # pruned like a NaN score above: retrying the same parameters diverges again
             self.say(f"trial {trial.number}: pruned, {error}")
             raise optuna.TrialPruned(str(error)) from None
-        self.say(f"trial {trial.number}: validation score {best:.4f} after {result.epochs} epochs "
+        self.say(f"trial {trial.number}: {self.score_text(best)} after {result.epochs} epochs "
                  f"({result.train_seconds:.1f} s)")
         return best
 
@@ -305,7 +321,8 @@ def write_results(session: Session) -> dict:
     best = min(complete, key=lambda t: t.value)
     document = {
         "fusion": spec.fusion, "dataset": spec.dataset, "study_name": study.study_name,
-        "storage": spec.storage_spec().describe(), "metric": objective_metric(session.data), "value": best.value,
+        "storage": spec.storage_spec().describe(), "metric": objective_metric(session.data, session.protocol),
+        "value": best.value,
         "trial": best.number, "trials": counts, "params": best.params,
         "config": sample_overrides(optuna.trial.FixedTrial(best.params), spec.fusion, session.data.modality_names),
         "cell": best.user_attrs.get("config"), "config_hash": best.user_attrs.get("config_hash"),
@@ -317,7 +334,7 @@ def write_results(session: Session) -> dict:
     columns = ("number", "state", "value", "duration", "datetime_start", "datetime_complete", "params")
     write_table(folder / "trials.csv", study.trials_dataframe(attrs=columns))
     notes = write_plots(study, folder, len(complete), spec.seed)
-    session.say(f"best: trial {best.number}, validation score {best.value:.4f} ({counts}); {path}")
+    session.say(f"best: trial {best.number}, {session.score_text(best.value)} ({counts}); {path}")
     for note in notes:
         session.say(note)
     return document

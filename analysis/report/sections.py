@@ -229,7 +229,7 @@ def probe_analyses(ctx: Context, cell_seeds: int | None) -> None:
             "stored weights; rerun the cell.")
     keys = cells[["fusion", "seed"]]
     _embeddings(ctx, _read_probe(folder, "silhouettes.csv").merge(keys), _read_probe(folder, "embeddings.csv").merge(
-        keys), meta["classes"])
+        keys), meta["classes"], get_task(ctx.run.task).classes is not None)
     _robustness(ctx, _read_probe(folder, "robustness.csv").merge(keys))
 
 
@@ -240,20 +240,31 @@ def _read_probe(folder: Path, name: str) -> pd.DataFrame:
     return frame.astype({"config_hash": str}) if "config_hash" in frame.columns else frame
 
 
-def _embeddings(ctx: Context, silhouettes: pd.DataFrame, points: pd.DataFrame, classes: dict) -> None:
+def _embeddings(
+    ctx: Context, silhouettes: pd.DataFrame, points: pd.DataFrame, classes: dict, has_classes: bool,
+) -> None:
     """Silhouettes CSV, the projection figure and the separability claims of the cells' states; ``classes``:
-    the ``description`` and ``names`` of the classes (the probes' ``meta.json``)."""
+    the ``description`` and ``names`` of the classes (the probes' ``meta.json``); ``has_classes``: whether the run's
+    task defines classes (``tasks.Task.classes``). Without them (plain regression, multi-label tasks) every sample
+    is one class: the words say so, the silhouettes are undefined and there is no separability to claim."""
     out, by = ctx.out, classes["description"]
     atomic_write_csv(out / "stats" / "silhouettes.csv", silhouettes)
-    ctx.index.file(out / "stats" / "silhouettes.csv", f"silhouette score by {by} of each fused state on the test "
-                                                      "set (fusion, seed, step), in the full state space")
-    ctx.index.figure(plot_embeddings(points, silhouettes, classes["names"], out / "figures" / "embeddings"),
-                     "test-set states after each GRF step and the other fusions' final representation: PCA and "
-                     "t-SNE, coloured by class, silhouette in each title",
-                     empty="a 2-d projection needs at least 2 test samples; the test split has "
-                           f"{int(silhouettes['n_samples'].iloc[0])}")
-    ctx.index.claims("Embeddings: class separability of the fused states",
-                     claims.silhouette_claims(silhouettes, by))
+    figure = plot_embeddings(points, silhouettes, classes["names"], out / "figures" / "embeddings")
+    states = "test-set states after each GRF step and the other fusions' final representation: PCA and t-SNE"
+    empty = ("a 2-d projection needs at least 2 test samples; the test split has "
+             f"{int(silhouettes['n_samples'].iloc[0])}")
+    if has_classes:
+        ctx.index.file(out / "stats" / "silhouettes.csv", f"silhouette score by {by} of each fused state on the test "
+                                                          "set (fusion, seed, step), in the full state space")
+        ctx.index.figure(figure, f"{states}, coloured by class, silhouette in each title", empty=empty)
+        ctx.index.claims("Embeddings: class separability of the fused states",
+                         claims.silhouette_claims(silhouettes, by))
+    else:
+        none = f"task {ctx.run.task!r} defines no classes"
+        ctx.index.file(out / "stats" / "silhouettes.csv", "the fused states on the test set (fusion, seed, step, "
+                                                          f"dimension); no silhouette (NaN): {none}")
+        ctx.index.figure(figure, f"{states}, every sample in one colour ({none}, so no silhouette)", empty=empty)
+        ctx.index.absent.append(f"class separability of the fused states (silhouettes): {none}")
 
 
 def _robustness(ctx: Context, curves: pd.DataFrame) -> None:
