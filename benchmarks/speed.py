@@ -80,29 +80,45 @@ def paper_hparams(spec: str | Variant) -> dict:
 def measure_speed(
     spec: str | Variant, hparams: dict | None = None, batch_size: int = BATCH_SIZE, seq_len: int = SEQ_LEN,
     repeats: int = 10, warmup: int = 3, device: str | torch.device = "cpu", seed: int = 0, bf16: bool = False,
+    compile: bool = False,
 ) -> dict:
     """Median / IQR milliseconds of a training step and an eval forward of ``spec``'s MOSI predictor on
     MOSI-shaped inputs (see the module docstring), built with ``hparams`` (default: ``paper_hparams(spec)``).
     Returns ``fusion`` (the spec's label), ``params``, ``train_ms``, ``train_iqr_ms``, ``eval_ms``,
     ``eval_iqr_ms``, and the counted FLOPs of one step (``train_flops``, ``eval_flops``) with the achieved rates
     (``train_gflops``, ``eval_gflops``: GFLOP/s at the median time). ``bf16``: the steps under bf16 autocast.
-    Raises ``UsageError`` for a device that does not parse or is absent."""
+    ``compile``: the steps run the predictor through ``compiled`` (its FLOPs are still counted on the uncompiled
+    one, which ``FlopCounterMode`` sees operator by operator); compilation happens in the warm-up steps, so
+    ``warmup`` must be at least 1. Raises ``UsageError`` for a device that does not parse or is absent, or for
+    ``compile`` with ``warmup < 1``."""
+    if compile and warmup < 1:
+        raise UsageError(f"--compile needs --warmup >= 1 (compilation happens in the warm-up steps), got {warmup}")
     cell = paper_cell(spec)
     device = resolve_device(str(device))
     hparams = resolve_hparams(cell.hparams, list(MOSI_NAMES)) if hparams is None else hparams
     torch.manual_seed(seed)
     predictor = build_predictor(cell.fusion, list(MOSI_DIMS), task=get_task(TASK).kind, **hparams).to(device)
     harness = speed_harness(predictor, batch_size, seq_len, device, seed, bf16)
+    train_flops, eval_flops = step_flops(harness.train_step), step_flops(harness.forward)
+    if compile:
+        harness.model = compiled(predictor)
     trained = harness.time(harness.train_step, warmup, repeats)
     evaluated = harness.time(harness.forward, warmup, repeats)
-    train_flops, eval_flops = step_flops(harness.train_step), step_flops(harness.forward)
     return {
-        "fusion": cell.label, "params": count_params(predictor),
+        "fusion": cell.label, "params": count_params(predictor), "compiled": compile,
         "train_ms": 1000 * trained.median, "train_iqr_ms": 1000 * trained.iqr,
         "eval_ms": 1000 * evaluated.median, "eval_iqr_ms": 1000 * evaluated.iqr,
         "train_flops": train_flops, "eval_flops": eval_flops,
         "train_gflops": train_flops / trained.median / 1e9, "eval_gflops": eval_flops / evaluated.median / 1e9,
     }
+
+
+def compiled(predictor: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(predictor)`` (inductor) with eager random numbers (``fallback_random``): dropout draws the
+    same masks from the seeded generator as the eager predictor does, so a compiled training step computes the
+    eager one's function (equal up to float rounding, as fused kernels reorder arithmetic). The parameters are
+    the predictor's own, so an optimiser built on either trains both."""
+    return torch.compile(predictor, options={"fallback_random": True})
 
 
 def speed_harness(predictor, batch_size: int, seq_len: int, device: torch.device, seed: int = 0,
@@ -149,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32",
                         help="float32, or bfloat16: the steps under bf16 autocast against a bf16 matmul (CUDA only)")
+    parser.add_argument("--compile", action="store_true",
+                        help="time each predictor through torch.compile (inductor; compiled in the warm-up steps, "
+                             "FLOPs counted on the eager one); off by default: see README, Speed")
     add_device_argument(parser, "cpu")
     add_output_arguments(parser, DEFAULT_OUT)
     return parser
@@ -157,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     specs = parse_fusions(args.fusions)
-    if args.repeats < 1 or args.warmup < 0:
-        raise UsageError(f"--repeats must be >= 1 and --warmup >= 0, got --repeats {args.repeats} --warmup "
+    least_warmup = 1 if args.compile else 0  # compilation happens in the warm-up steps
+    if args.repeats < 1 or args.warmup < least_warmup:
+        raise UsageError(f"--repeats must be >= 1 and --warmup >= {least_warmup}"
+                         f"{' with --compile' if args.compile else ''}, got --repeats {args.repeats} --warmup "
                          f"{args.warmup}")
     device = resolve_device(args.device)
     if args.dtype == "bfloat16" and device.type != "cuda":
@@ -173,20 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     bf16 = args.dtype == "bfloat16"
     peak = matmul_rate(device, DTYPES[args.dtype])
     results = [measure_speed(spec, settings[cell.label], repeats=args.repeats, warmup=args.warmup, device=device,
-                             bf16=bf16)
+                             bf16=bf16, compile=args.compile)
                for spec, cell in zip(specs, cells, strict=True)]
     for result in results:
         result.update(dtype=args.dtype, matmul_gflops=peak / 1e9, train_util=result["train_gflops"] * 1e9 / peak,
                       eval_util=result["eval_gflops"] * 1e9 / peak)
     table = report(results, [cell.fusion for cell in cells])
-    heading = (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, batch "
+    heading = (f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}"
+               f"{', torch.compile' if args.compile else ', eager'}, batch "
                f"{BATCH_SIZE}, {SEQ_LEN} steps, dims {'/'.join(map(str, MOSI_DIMS))}, {PRESET} preset; dense matmul "
                f"rate measured now: {peak / 1e9:.1f} GFLOP/s; target: {TARGET_SPEEDUP}x faster than the reference")
     write_table(out / "speed.csv", pd.DataFrame(results).assign(threads=torch.get_num_threads()))
     atomic_write_text(out / "speed.md", f"{heading}\n\n{table}\n")
     write_document(out / "meta.json", run_metadata(
         device, preset=PRESET, dataset=DATASET, task=TASK, hparams=settings, batch_size=BATCH_SIZE, seq_len=SEQ_LEN,
-        repeats=args.repeats, warmup=args.warmup, threads=torch.get_num_threads()))
+        repeats=args.repeats, warmup=args.warmup, threads=torch.get_num_threads(), compiled=args.compile))
     if not args.quiet:
         print(f"{heading}\n\n{table}\n\nwritten to {out}")
     return 0

@@ -147,12 +147,8 @@ class CausalStacks(StackedTransformer):
         if not self.causal:
             return super().run_group(x, x_mask, source, source_mask, index)
         if self.kind == "encoder":
-            self_mask, cross_mask = real_length_causal_mask(x_mask, x_mask), None
-        else:
-            self_mask, cross_mask = None, real_length_causal_mask(x_mask, source_mask)
-        for layer in self.layers:
-            x = layer(x, source, self_mask, cross_mask, index)
-        return x if self.final_norm is None else self.final_norm(x, index)
+            return self.run_layers(x, source, real_length_causal_mask(x_mask, x_mask), None, index)
+        return self.run_layers(x, source, None, real_length_causal_mask(x_mask, source_mask), index)
 
 
 def mult_init_(stacks: StackedTransformer) -> None:

@@ -285,6 +285,7 @@ _SPEED = (
                                                  "threads and dtype"),
     Column("train_util", "float", "fraction", "train_gflops / matmul_gflops"),
     Column("eval_util", "float", "fraction", "eval_gflops / matmul_gflops"),
+    Column("compiled", "bool", "", "timed through torch.compile (--compile); FLOPs counted eagerly"),
 )
 
 _PROFILE = (

@@ -15,12 +15,14 @@ stacks select their parameters by a slice, a view, rather than a gather whose ba
 
 Speed on CPU (profiled on the paper's MOSI settings): attention is ``F.scaled_dot_product_attention`` (its fused
 kernel) whenever attention dropout is off; with dropout PyTorch's CPU kernel falls back to a slow math path,
-so ``attend_math`` computes the same function with fewer passes over the score tensors. Dropout everywhere is
+so ``attend_math`` computes the same function with fewer passes over the score tensors. Attention masks are
+brought to SDPA's additive form once per group of stacks (``additive_mask``), not in every layer, and a CPU
+mask that allows every key (a batch without padding) is dropped, so the fused kernel reads none. Dropout everywhere is
 ``dropout`` / ``Dropout``: the same distribution as ``F.dropout`` from a quarter of the random draws.
 ``layer_flops`` gives each layer's matrix-product FLOPs in closed form for the fusions' ``analytic_flops``.
 """
 
-from .attention import StackedAttention, attend, attend_math, attention_mask
+from .attention import StackedAttention, additive_mask, attend, attend_math, attention_mask
 from .dropout import Dropout, dropout, keep_mask
 from .pooling import last_real_step, masked_mean, mlp_head, pool
 from .positions import PositionalEncoding, sinusoidal_table
@@ -28,6 +30,7 @@ from .stacked import StackedLayerNorm, StackedLinear, StackIndex, shape_groups, 
 from .transformer import StackedLayer, StackedTransformer, layer_flops
 
 __all__ = [
+    "additive_mask",
     "attend",
     "attend_math",
     "attention_mask",

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import StackedAttention, attention_mask
+from .attention import StackedAttention, additive_mask, attention_mask
 from .dropout import dropout
 from .stacked import StackedLayerNorm, StackedLinear, StackIndex, shape_groups
 
@@ -144,6 +144,16 @@ class StackedTransformer(nn.Module):
         steps = x.shape[2]
         self_mask = None if self.kind == "cross" else attention_mask(x_mask, steps, self.causal)
         cross_mask = None if self.kind == "encoder" else attention_mask(source_mask, steps, self.causal)
+        return self.run_layers(x, source, self_mask, cross_mask, index)
+
+    def run_layers(
+        self, x: Tensor, source: Tensor | None, self_mask: Tensor | None, cross_mask: Tensor | None,
+        index: StackIndex,
+    ) -> Tensor:
+        """All layers and the final norm on one group of stacks, given its boolean attention masks
+        (``attention_mask``'s layout, None where a layer has no such attention). Each mask is brought to its
+        additive form once (``additive_mask``: None on CPU when it allows everything), not once per layer."""
+        self_mask, cross_mask = (additive_mask(mask, x.dtype) for mask in (self_mask, cross_mask))
         for layer in self.layers:
             x = layer(x, source, self_mask, cross_mask, index)
         if self.final_norm is not None:
