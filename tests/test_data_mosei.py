@@ -60,7 +60,8 @@ def test_mult_pickles(tmp_path, caplog, aligned):
     assert dataset.info["format"] == "mult" and dataset.info["aligned"] is aligned
     assert dataset.info["padding"]["audio"]["right"] == 0 and dataset.info["padding"]["audio"]["left"] > 0
     assert dataset.info["counts"] == {"train": 6, "valid": 3, "test": 3} and not dataset.info["standard_split"]
-    assert len(messages) == 1 and messages[0].startswith(f"MOSEI file {path} (MulT pickle): replaced 12 ")
+    assert len(messages) == 2 and messages[0].startswith(f"MOSEI file {path} (MulT pickle): replaced 12 ")
+    assert "modality 'vision': 3 sample(s) have no real step" in messages[1]
     assert "audio 12 (-inf 12)" in messages[0]
     assert split_warnings == [f"MOSEI file {path} (MulT pickle): split sizes 6/3/3 differ from the standard MOSEI "
                               f"split 16326/1871/4659 (an incomplete file?); read as they are"]

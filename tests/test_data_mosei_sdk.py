@@ -110,7 +110,7 @@ def test_csd_folder_facet_alignment_folds_labels_and_emotions(tmp_path, caplog):
     assert info["counts"] == {"train": 6, "valid": 2, "test": 2} and info["cache"] == "stored"
     assert info["missing"] == {"vision": [NUMERIC]} and info["cache_file"].startswith(str(tmp_path / "cache" / "mosei"))
     where = f"MOSEI .csd folder {folder}"
-    assert len(messages) == 2 and messages[0].startswith(f"{where}: 1 labelled video(s) missing")
+    assert len(messages) == 3 and messages[0].startswith(f"{where}: 1 labelled video(s) missing")
     assert f"vision (CMU_MOSEI_VisualFacet42.csd) lacks {NUMERIC} (segments {NUMERIC}_1 to {NUMERIC}_1)" in messages[0]
     assert "audio 5 (-inf 5)" in messages[1]  # the first word of each of the 5 fold videos
     assert any(m.startswith(f"{where}: 1 labelled video(s) outside mmdatasdk.cmu_mosei.standard_folds dropped: "
@@ -219,9 +219,10 @@ def test_emotions_of_a_pickle_or_unknown_labels_is_one_error_line(tmp_path, caps
     path = tmp_path / "mosei_senti_data.pkl"
     write_mult(path, mosei_segments(), dims=(300, 74, 35))
     labels = {"pickle": "emotions", "unknown-labels": "emotion"}[case]
-    expected = {"pickle": f"error: MOSEI file {path} holds no emotion labels (the MulT and MMSA pickles hold the "
-                          f"sentiment score only): labels='emotions' needs the folder of CMU-MultimodalSDK .csd "
-                          f"files, whose CMU_MOSEI_Labels.csd holds the six emotions",
+    expected = {"pickle": f"error: MOSEI file {path} is a MulT MOSEI pickle (mosei_senti_data.pkl, "
+                          f"mosei_senti_data_noalign.pkl), which holds the sentiment score only, no emotion labels: "
+                          f"labels='emotions' needs the folder of CMU-MultimodalSDK .csd files, whose "
+                          f"CMU_MOSEI_Labels.csd holds the six emotions",
                 "unknown-labels": "error: MOSEI labels='emotion': expected 'sentiment' (the sentiment score in "
                                   "[-3, 3], task 'sentiment') or 'emotions' ("}[case]
     status, _ = cli(tmp_path, path, f'\n[datasets.mosei]\nlabels = "{labels}"\n')

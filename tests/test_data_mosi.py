@@ -82,7 +82,8 @@ def test_mult_pickle(tmp_path, aligned):
     assert dataset.info["format"] == "mult" and dataset.info["aligned"] is aligned
     assert dataset.info["counts"] == {"train": 12, "valid": 6, "test": 6}
     assert dataset.info["empty"] == {"text": 0, "audio": 0, "vision": 3}  # one vision-less segment per split
-    assert len(messages) == 1 and "audio 24 (-inf 24)" in messages[0] and "text" not in messages[0].split(":")[-1]
+    assert len(messages) == 2 and "audio 24 (-inf 24)" in messages[0] and "text" not in messages[0].split(":")[-1]
+    assert "modality 'vision': 3 sample(s) have no real step" in messages[1]
 
 
 def test_mult_pickle_without_ids(tmp_path):
@@ -146,7 +147,8 @@ def test_sdk_folder_alignment_and_folds(tmp_path):
     assert torch.allclose(dataset.train.labels, torch.tensor([1.0, -2, 0.4, 0.2, 3, 0, -3]))
     assert dataset.train.masks[0].sum(1).tolist() == [3, 3, 3, 1, 3, 3, 3]  # zero-length segment: one zero step
     assert dataset.info["empty"] == {"text": 1, "audio": 1, "vision": 1}
-    assert len(messages) == 1 and "audio 4 (-inf 4)" in messages[0]  # the first word of each of 4 videos
+    assert len(messages) == 4 and "audio 4 (-inf 4)" in messages[0]  # the first word of each of 4 videos
+    assert all("1 sample(s) have no real step" in message for message in messages[1:])  # per modality
 
 
 def test_sdk_second_load_uses_the_cache_and_leaves_the_data_folder_alone(tmp_path, monkeypatch):
@@ -162,7 +164,7 @@ def test_sdk_second_load_uses_the_cache_and_leaves_the_data_folder_alone(tmp_pat
 
     monkeypatch.setattr(sdk, "_align", no_alignment)
     second, messages = load_quietly(folder)
-    assert second.info["cache"] == "hit" and len(messages) == 1  # the shared post-processing runs again
+    assert second.info["cache"] == "hit" and len(messages) == 4  # the shared post-processing runs again
     for a, b in zip(first.splits.values(), second.splits.values()):
         assert a.ids == b.ids and torch.equal(a.labels, b.labels)
         assert all(torch.equal(x, y) for x, y in zip(a.xs, b.xs)) and all(map(torch.equal, a.masks, b.masks))

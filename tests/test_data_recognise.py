@@ -74,10 +74,10 @@ def write_binary_mosi(path):
 WRITERS = {  # name: (writer, the layout it is read as, the datasets the evidence leaves)
     "mosi_data": (lambda p: write_mult(p, sample_segments()), "mult-mosi", {"mosi"}),
     "mosi_data_noalign": (lambda p: write_mult(p, sample_segments(), aligned=False), "mult-mosi", {"mosi"}),
-    # MOSEI's widths are also MultiBench MOSI's; a small file's split sizes are neither's, so both are left
+    # MOSEI's widths are also MultiBench MOSI's; a small file's split sizes are neither's: its ids tell
     "mosei_senti_data_noalign": (lambda p: write_mult(p, sample_segments(folds=MOSEI_FOLDS), aligned=False,
                                                       dims=(300, 74, 35), steps=(50, 500, 500)),
-                                 "mult-mosei", {"mosei", "mosi"}),
+                                 "mult-mosei", {"mosei"}),
     "mosi_aligned_50": (lambda p: write_mmsa(p, sample_segments()), "mmsa-mosi", {"mosi"}),
     "mosei_unaligned_50": (lambda p: write_mmsa(p, sample_segments(folds=MOSEI_FOLDS), aligned=False, dims=(74, 35),
                                                 steps=(500, 375)), "mmsa-mosei", {"mosei"}),
@@ -85,9 +85,9 @@ WRITERS = {  # name: (writer, the layout it is read as, the datasets the evidenc
     "sims2": (lambda p: write_sims(p, "sims2"), "mmsa-sims2", {"sims2"}),
     "humor": (lambda p: write_multibench(p, "humor"), "multibench-humor", {"urfunny"}),
     "sarcasm": (lambda p: write_multibench(p, "sarcasm"), "multibench-sarcasm", {"mustard"}),
-    "mosi_raw": (lambda p: write_multibench(p, "mosi"), "multibench-mosi", {"mosi", "mosei"}),
+    "mosi_raw": (lambda p: write_multibench(p, "mosi"), "multibench-mosi", {"mosi"}),
     "mosei_raw": (lambda p: write_multibench(p, "mosei"), "multibench-mosei", {"mosei"}),
-    "binary_mosi": (write_binary_mosi, "multibench-humor", {"urfunny"}),
+    "binary_mosi": (write_binary_mosi, "multibench-humor", {"urfunny", "mustard"}),  # 0 / 1: humor or recoded
 }
 LAYOUT = {layout.key: layout for layout in LAYOUTS}
 
@@ -140,8 +140,7 @@ REFUSED = {  # case: (file, --dataset, what the file is said to hold, the --data
     "mult-mosi-as-urfunny": ("mosi_data", "urfunny", "holds a MulT MOSI pickle (mosi_data.pkl, mosi_data_noalign.pkl)",
                              "mosi"),
     "mosei-raw-as-mosi": ("mosei_raw", "mosi", "holds MultiBench's MOSEI pickle (mosei_raw.pkl)", "mosei"),
-    "binary-labels-as-mosi": ("binary_mosi", "mosi",
-                              "holds, by its keys and labels, MultiBench's UR-FUNNY pickle (humor.pkl)", "urfunny"),
+    "binary-labels-as-mosi": ("binary_mosi", "mosi", "holds another dataset's data", "urfunny or --dataset mustard"),
 }
 
 
@@ -196,9 +195,10 @@ def test_a_right_padded_mult_file_is_read_with_a_warning_naming_the_side(tmp_pat
         + ") where it pads on the left; read as it is"]
 
 
-@pytest.mark.parametrize("dataset,layout", [("mosi", "multibench-mosi"), ("mosei", "mult-mosei")])
-def test_moseis_widths_in_a_small_file_are_read_by_either_loader(tmp_path, caplog, dataset, layout):
-    """300 / 74 / 35 are MulT MOSEI's widths and MultiBench MOSI's: without their split sizes, both read it."""
+@pytest.mark.parametrize("dataset,layout", [("mosei", "mult-mosei")])
+def test_moseis_widths_in_a_small_file_are_read_as_mosei_by_its_ids(tmp_path, caplog, dataset, layout):
+    """300 / 74 / 35 are MulT MOSEI's widths and MultiBench MOSI's: without their split sizes, the ids tell (the
+    other loader's refusal: test_data_review.py)."""
     path, _ = surveyed(tmp_path, "mosei_senti_data_noalign")
     data, logged = load_logged(dataset, path, caplog)
     assert data.name == dataset and data.info["layout"] == layout and data.dims == [300, 74, 35]

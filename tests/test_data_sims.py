@@ -162,7 +162,7 @@ def test_each_layout_loads_with_its_shapes_masks_labels_and_unimodal_labels(tmp_
     assert dataset.info["padding"]["audio"]["left"] == 0 and dataset.info["padding"]["audio"]["right"] > 0
     assert dataset.info["counts"] == {"train": 6, "valid": 3, "test": 3} and not dataset.info["standard_split"]
     assert dataset.info["unimodal_labels"] == ["labels_text", "labels_audio", "labels_vision"]
-    assert messages == []  # nothing non-finite, nothing extreme
+    assert [m for m in messages if "no real step" not in m] == []  # nothing non-finite, nothing extreme
     assert logged == [f"{layout['title']} file {path} (MMSA pickle): split sizes 6/3/3 differ from the standard "
                       f"{layout['title']} split {layout['standard']} (an incomplete file?); read as they are"]
 

@@ -45,17 +45,26 @@ modality (``info["nonfinite_replaced"]``); finite values of magnitude above 1e6 
 modality (``info["extreme"]``). A sample with no real step in a modality keeps one zero step marked real
 (``info["empty"]``), with one warning. Features are used as given (not standardised).
 
+Memory: the features (``x_``, ``extra_``) are read and prepared in chunks of samples (``affect.prepare``'s
+``sample_chunks``, 4 MB of values each): a numeric array of an NPZ archive is read from its stream and one of an
+HDF5 file a chunk at a time, a given array (``from_arrays``) is copied once to float32 and left as given, and the
+padding, non-finite values and moved steps are then done in that float32 copy where it lies, so loading holds the
+float32 arrays, a few ``[N, T]`` masks and one chunk at a time (an NPZ array stored in Fortran order is read whole
+first).
+
 Every error is one ``DataError`` line naming the file (or ``from_arrays``'s split), the key, what was found and
-what was expected.
+what was expected; so is an array that cannot be read from a damaged or truncated file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
+import zlib
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from zipfile import BadZipFile
@@ -66,7 +75,7 @@ import torch
 
 from tasks import Task, get_task, list_tasks
 
-from .affect.prepare import EXTREME_MAGNITUDE, _Found, _warn
+from .affect.prepare import NONFINITE, Found, clean_values, sample_chunks, warn_found
 from .dataset import SPLITS, DataError, Dataset, Split
 from .registry import register_dataset
 
@@ -79,6 +88,8 @@ EXPECTED_KEYS = "x_<modality>, lengths_<modality>, mask_<modality>, labels, ids 
 LAYOUT = (f"a folder holding train.npz, valid.npz and test.npz (numpy.savez) and {DECLARATION}, or an HDF5 file "
           "with groups train, valid and test")
 REGRESSION, CLASSIFICATION, MULTILABEL = "regression", "classification", "multilabel"  # tasks.KINDS
+READ_ERRORS = (OSError, EOFError, BadZipFile, zlib.error)  # a damaged or truncated NPZ or HDF5 file, when read
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,8 @@ def from_arrays(
     numpy arrays or anything ``numpy.asarray`` takes. ``modalities``: their order (default the train dict's
     order); ``num_classes``, ``label_names``: as the declaration's; ``name``: ``Dataset.name``, the records'
     ``dataset`` column: the name the data is registered under when a loader of yours returns it. The arrays
-    are not modified. Raises ``DataError`` (one line naming the split and key) for anything the module docstring
-    refuses.
+    are not modified (the features are copied once to float32, chunk by chunk). Raises ``DataError`` (one line
+    naming the split and key) for anything the module docstring refuses.
     """
     declaration = {"task": task, "name": name, "modalities": modalities, "num_classes": num_classes,
                    "label_names": label_names}
@@ -253,6 +264,84 @@ class _Group(Mapping):
         return len(self.group)
 
 
+class _NpyMember:
+    """One array of an NPZ archive, read from its stream in chunks of samples without reading the rest first:
+    ``shape``, ``ndim`` and ``dtype`` from its ``.npy`` header; ``member[rows]`` (``rows`` a slice of samples, each
+    starting where the previous one stopped, as ``sample_chunks`` gives them) the next samples ``[rows, ...]`` of
+    ``dtype``. Raises ``EOFError`` when the data ends before the header's shape."""
+
+    def __init__(self, stream, shape: tuple[int, ...], dtype: np.dtype):
+        self.stream, self.shape, self.ndim, self.dtype = stream, shape, len(shape), dtype
+        self.sample_bytes = dtype.itemsize * math.prod(shape[1:])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        count = len(range(*rows.indices(self.shape[0])))
+        data = self.stream.read(count * self.sample_bytes)
+        if len(data) < count * self.sample_bytes:
+            raise EOFError(f"the data ends within sample {rows.start + len(data) // self.sample_bytes} of "
+                           f"{self.shape[0]}")
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, *self.shape[1:])
+
+
+@contextmanager
+def _read_errors(where: str, key: str) -> Iterator[None]:
+    """Reading ``key`` of a damaged or truncated file (``READ_ERRORS``) raises one ``DataError`` line."""
+    try:
+        yield
+    except READ_ERRORS as error:
+        raise DataError(f"{where}: key {key!r} cannot be read ({_first_line(error)}); expected the array as it was "
+                        "written (the file is damaged or truncated: write it again)") from None
+
+
+@contextmanager
+def _chunked(arrays: Mapping, key: str, where: str) -> Iterator:
+    """``arrays[key]`` (bool, int, unsigned int or float, else ``_array``'s ``DataError``) to read in chunks of
+    samples: ``shape``, ``ndim``, ``dtype`` and ``x[rows]`` for the slices of ``sample_chunks``, in order. A
+    numeric array of an NPZ archive is read from its stream (``_NpyMember``, closed on leaving) and one of an HDF5
+    group chunk by chunk (its ``h5py.Dataset``), so no whole copy of it is made; anything else is ``_array``'s (a
+    given array; a stored one numpy does not read by its header or that is not stored sample by sample: read
+    whole, or refused with its error)."""
+    with ExitStack() as stack:
+        with _read_errors(where, key):
+            stored = _stored(arrays, key, stack)
+        yield _array(arrays, key, where, "biuf") if stored is None else stored
+
+
+def _stored(arrays: Mapping, key: str, stack: ExitStack):
+    """The numeric array ``key`` of an NPZ archive (``_NpyMember``, its stream closed by ``stack``) or of an HDF5
+    group (``_Group``: its ``h5py.Dataset``), not yet read; None for anything else (see ``_chunked``)."""
+    if isinstance(arrays, _Group):
+        item = arrays.group[key]
+        numeric = isinstance(item, h5py.Dataset) and item.shape is not None and item.dtype.kind in "biuf"
+        return item if numeric else None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        return None
+    names = arrays.zip.namelist()
+    if key in names or f"{key}.npy" not in names:  # as NpzFile finds the member
+        return None
+    stream = stack.enter_context(arrays.zip.open(f"{key}.npy"))
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in NPY_HEADERS:  # 3.0: only for field names that need UTF-8, not a numeric array
+            return None
+        shape, fortran, dtype = NPY_HEADERS[version](stream)
+    except ValueError:  # not an .npy array: NpzFile's reading says what it is
+        return None
+    return _NpyMember(stream, shape, dtype) if not fortran and dtype.kind in "biuf" else None
+
+
+def _to_float32(x, shape: tuple[int, ...], where: str, key: str) -> np.ndarray:
+    """A new float32 array of ``shape`` (``x``'s, or ``[N, 1, D]`` for ``x`` ``[N, D]``) holding the values of
+    ``x`` (a ``_chunked`` array), read and converted chunk by chunk; a float64 value beyond float32's range becomes
+    inf. Raises ``DataError`` when ``x``'s file cannot be read."""
+    out = np.empty(shape, dtype=np.float32)
+    for rows in sample_chunks(out):
+        part = out[rows]
+        with _read_errors(where, key), np.errstate(over="ignore"):
+            part[...] = x[rows].reshape(part.shape)
+    return out
+
+
 def _build(splits: Mapping[str, Mapping], declaration: dict, where: _Where, name: str, info: dict) -> Dataset:
     """The dataset: the one code path of ``from_arrays`` and the file readers (see the module docstring)."""
     task = _task(declaration, where.declaration)
@@ -264,7 +353,7 @@ def _build(splits: Mapping[str, Mapping], declaration: dict, where: _Where, name
     extras = list(keys["train"]["extra_"])
     for split in SPLITS[1:]:
         _same_names(keys[split]["extra_"], extras, "extra_", where.splits[split], where.splits["train"])
-    found = {m: _Found() for m in modalities}
+    found = {m: Found() for m in modalities}
     gaps = dict.fromkeys(modalities, 0)
     first_empty: dict[str, str] = {}
     dims: dict[str, int] = {}  # train's feature sizes
@@ -291,7 +380,7 @@ def _build(splits: Mapping[str, Mapping], declaration: dict, where: _Where, name
         problem = task.label_problem(labels[split], num_classes)
         if problem is not None:
             raise DataError(f"{where.splits[split]}: key 'labels': {problem}; expected {_expected_labels(task)}")
-    _warn(found, where.whole)
+    warn_found(found, where.whole)
     _warn_steps(found, gaps, first_empty, where.whole)
     counts = {split: len(labels[split]) for split in SPLITS}
     logger.info("%s: task %s, train %d, valid %d, test %d samples, modalities %s", where.whole, task.name,
@@ -374,7 +463,8 @@ def _same_names(names: list[str], train: list[str], prefix: str, where: str, tra
 def _array(arrays: Mapping, key: str, where: str, kinds: str = "biuf") -> np.ndarray:
     """``arrays[key]`` as a numpy array whose dtype kind is one of ``kinds``; else ``DataError``."""
     try:
-        value = np.asarray(arrays[key])
+        with _read_errors(where, key):
+            value = np.asarray(arrays[key])
     except ValueError as error:  # a ragged list, or an object array in an npz read without pickle
         raise DataError(f"{where}: key {key!r} cannot be read as one array ({_first_line(error)}); expected a "
                         "numeric array, sequences padded to one length (with lengths_ or mask_)") from None
@@ -393,49 +483,43 @@ def _whole(values: np.ndarray) -> np.ndarray:
 
 
 def _modality(arrays: Mapping, modality: str, n: int, train_dim: int | None, where: str,
-              found: _Found) -> tuple[torch.Tensor, torch.Tensor, int, int | None]:
+              found: Found) -> tuple[torch.Tensor, torch.Tensor, int, int | None]:
     """``x_<modality>`` as float32 ``[N, T, D]`` with the real steps first, zeros after, and its bool mask; the
     number of samples whose gaps were closed and the row of the first sample without a real step (or None).
-    What is replaced or found is counted in ``found``."""
+    What is replaced or found is counted in ``found``. The array is read into a new float32 array and done there
+    chunk by chunk (see the module docstring's memory)."""
     key = f"x_{modality}"
-    x = _array(arrays, key, where, "biuf")
-    if x.ndim not in (2, 3) or x.shape[0] != n or 0 in x.shape:
-        raise DataError(f"{where}: key {key!r} has shape {x.shape}; expected [N, T, D] or [N, D] with N = {n} "
-                        "(the samples of 'labels') and T, D >= 1")
-    if x.ndim == 2:
-        x = x[:, None, :]
-    if train_dim is not None and x.shape[2] != train_dim:
-        raise DataError(f"{where}: key {key!r} has {x.shape[2]} features; expected {train_dim}, as in train")
-    real = _real(arrays, modality, n, x.shape[1], where)
-    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, counted below
-        x = x.astype(np.float32)  # a copy: the caller's array is left as given
-    x[~real] = 0.0  # padding holds no feature value, whatever was stored there
-    bad = ~np.isfinite(x)
-    if bad.any():
-        for kind, hit in (("nan", np.isnan(x)), ("+inf", np.isposinf(x)), ("-inf", np.isneginf(x))):
-            if count := int(hit.sum()):
-                found.nonfinite[kind] = found.nonfinite.get(kind, 0) + count
-        x[bad] = 0.0
-    extreme = (x > EXTREME_MAGNITUDE) | (x < -EXTREME_MAGNITUDE)
-    if extreme.any():
-        found.extreme += int(extreme.sum())
-        found.largest = max(found.largest, float(np.abs(x[extreme]).max()))
+    with _chunked(arrays, key, where) as x:
+        if x.ndim not in (2, 3) or x.shape[0] != n or 0 in x.shape:
+            raise DataError(f"{where}: key {key!r} has shape {x.shape}; expected [N, T, D] or [N, D] with N = {n} "
+                            "(the samples of 'labels') and T, D >= 1")
+        shape = x.shape if x.ndim == 3 else (n, 1, x.shape[1])
+        if train_dim is not None and shape[2] != train_dim:
+            raise DataError(f"{where}: key {key!r} has {shape[2]} features; expected {train_dim}, as in train")
+        real = _real(arrays, modality, n, shape[1], where)
+        out = _to_float32(x, shape, where, key)  # a copy: the caller's array is left as given
     count = real.sum(axis=1)
     first = real.argmax(axis=1)
-    last = x.shape[1] - 1 - real[:, ::-1].argmax(axis=1)
+    last = shape[1] - 1 - real[:, ::-1].argmax(axis=1)
     empty = count == 0
     gap = ~empty & (last - first + 1 > count)
     left = ~empty & ~gap & (first > 0)
     found.left += int(left.sum())
-    found.right += int((~empty & ~gap & ~left & (count < x.shape[1])).sum())
+    found.right += int((~empty & ~gap & ~left & (count < shape[1])).sum())
     found.empty += int(empty.sum())
     moved = gap | left
-    if moved.any():  # real steps to the front, in their order
-        order = np.argsort(~real[moved], axis=1, kind="stable")
-        x[moved] = np.take_along_axis(x[moved], order[..., None], axis=1)
-        real[moved] = np.take_along_axis(real[moved], order, axis=1)
-    real[empty, 0] = True
-    return (torch.from_numpy(x), torch.from_numpy(real), int(gap.sum()),
+    nonfinite = dict.fromkeys(NONFINITE, 0)
+    for rows in sample_chunks(out):
+        part = out[rows]  # a view: the chunk is done in out itself
+        np.copyto(part, 0.0, where=~real[rows, :, None])  # padding holds no feature value, whatever was stored there
+        clean_values(part, found, nonfinite)
+        shift = moved[rows]
+        if shift.any():  # real steps to the front, in their order
+            order = np.argsort(~real[rows][shift], axis=1, kind="stable")
+            part[shift] = np.take_along_axis(part[shift], order[..., None], axis=1)
+    found.add_nonfinite(nonfinite)
+    np.less(np.arange(shape[1]), np.maximum(count, 1)[:, None], out=real)  # the mask: real steps first, at least one
+    return (torch.from_numpy(out), torch.from_numpy(real), int(gap.sum()),
             int(np.flatnonzero(empty)[0]) if empty.any() else None)
 
 
@@ -558,15 +642,16 @@ def _unique_ids(ids: dict[str, list[str]], where: _Where) -> None:
 
 
 def _extra(arrays: Mapping, name: str, n: int, where: str) -> torch.Tensor:
+    """``extra_<name>`` ``[N, ...]`` as a new float32 tensor, read chunk by chunk as the features are."""
     key = f"extra_{name}"
-    value = _array(arrays, key, where, "biuf")
-    if value.ndim == 0 or value.shape[0] != n:
-        raise DataError(f"{where}: key {key!r} has shape {value.shape}; expected [N, ...] with N = {n}, one row per "
-                        "sample")
-    return torch.from_numpy(value.astype(np.float32))
+    with _chunked(arrays, key, where) as value:
+        if value.ndim == 0 or value.shape[0] != n:
+            raise DataError(f"{where}: key {key!r} has shape {value.shape}; expected [N, ...] with N = {n}, one row "
+                            "per sample")
+        return torch.from_numpy(_to_float32(value, value.shape, where, key))
 
 
-def _warn_steps(found: dict[str, _Found], gaps: dict[str, int], first_empty: dict[str, str], whole: str) -> None:
+def _warn_steps(found: dict[str, Found], gaps: dict[str, int], first_empty: dict[str, str], whole: str) -> None:
     """One warning per modality with closed gaps, and per modality with samples that have no real step."""
     for modality, f in found.items():
         if gaps[modality]:

@@ -32,6 +32,7 @@ from tasks import list_tasks
 
 from .affect.find import data_path, load_pickles, single_pickle
 from .affect.prepare import Corpus, build_dataset
+from .affect.recognise import LAYOUTS
 from .affect.sdk import read_sdk_folder
 from .dataset import DataError, Dataset
 from .registry import register_dataset
@@ -76,26 +77,30 @@ def load_mosei(
     ``extras["sentiment"]`` ``[N]``. ``cache_dir`` and ``*_csd`` only matter for ``.csd`` folders (see
     ``affect.sdk``; ``vision_csd="CMU_MOSEI_VisualOpenFace2.csd"`` reads OpenFace 2 where Facet 4.2 is present too).
     A missing path, another layout, a wrong shape, a label outside its range, an unknown ``labels``, emotions asked
-    of a pickle or a task ``emotions`` that is not registered raises a one-line ``DataError``.
+    of a pickle (the error names the layout read) or a task ``emotions`` that is not registered raises a one-line
+    ``DataError``; a path from ``$MOSEI_PATH`` is named so in every message.
     """
     if labels not in LABELS:
         raise DataError(f"MOSEI labels={labels!r}: expected " + " or ".join(f"{k!r} ({v})" for k, v in LABELS.items()))
-    path = data_path(path, MOSEI)
+    path, origin = data_path(path, MOSEI)
     if path.is_dir() and not any(path.glob("*.csd")):
-        path = single_pickle(path, MOSEI)
+        path = single_pickle(path, MOSEI, origin=origin)
     if not path.is_dir():
+        data = load_pickles(path, MOSEI, origin)  # read first: the error names what the file is, and it is cached
         if labels == "emotions":
-            raise DataError(f"MOSEI file {path} holds no emotion labels (the MulT and MMSA pickles hold the sentiment "
-                            f"score only): labels='emotions' needs the folder of CMU-MultimodalSDK .csd files, whose "
+            held = next(layout.title for layout in LAYOUTS if layout.key == data.info["layout"])
+            raise DataError(f"MOSEI file {path}{origin} is {held}, which holds the sentiment score only, no emotion "
+                            f"labels: labels='emotions' needs the folder of CMU-MultimodalSDK .csd files, whose "
                             f"CMU_MOSEI_Labels.csd holds the six emotions")
-        return load_pickles(path, MOSEI)
+        return data
     if labels == "emotions" and "emotions" not in list_tasks():
         raise DataError("MOSEI labels='emotions': the task 'emotions' (multi-label emotion presence) is unavailable: "
                         f"it is not registered (known tasks: {', '.join(list_tasks())})")
     names = {"text": text_csd, "audio": audio_csd, "vision": vision_csd, "labels": labels_csd}
-    raw, facts = read_sdk_folder(path, MOSEI, names, Path(cache_dir).expanduser() if cache_dir is not None else None)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
+    raw, facts = read_sdk_folder(path, MOSEI, names, cache, origin)
     info = {"format": "sdk", "path": str(path), **facts, "emotions": list(MOSEI.emotions)}
-    data = build_dataset(raw, f"MOSEI .csd folder {path}", info, MOSEI)
+    data = build_dataset(raw, f"MOSEI .csd folder {path}{origin}", info, MOSEI)
     return _emotions(data) if labels == "emotions" else data
 
 

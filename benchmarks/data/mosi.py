@@ -48,14 +48,15 @@ def load_mosi(
     ``path``: a MulT or MMSA pickle, a folder of ``.csd`` files, or a folder holding exactly one of the pickles
     named in ``MOSI.pickle_names``; None reads ``$MOSI_PATH``. The format is told from the content, not the name.
     ``cache_dir`` and ``*_csd`` only matter for ``.csd`` folders (see ``sdk``). Bad input raises a one-line
-    ``DataError``.
+    ``DataError`` (a path from ``$MOSI_PATH`` is named so in every message).
     """
-    path = data_path(path, MOSI)
+    path, origin = data_path(path, MOSI)
     if path.is_dir() and not any(path.glob("*.csd")):
-        path = single_pickle(path, MOSI, "no .csd files and ")
+        path = single_pickle(path, MOSI, "no .csd files and ", origin)
     if not path.is_dir():
-        return load_pickles(path, MOSI)
+        return load_pickles(path, MOSI, origin)
     names = {"text": text_csd, "audio": audio_csd, "vision": vision_csd, "labels": labels_csd}
     cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    raw, facts = read_sdk_folder(path, MOSI, names, cache)
-    return build_dataset(raw, f"MOSI .csd folder {path}", {"format": "sdk", "path": str(path), **facts}, MOSI)
+    raw, facts = read_sdk_folder(path, MOSI, names, cache, origin)
+    return build_dataset(raw, f"MOSI .csd folder {path}{origin}", {"format": "sdk", "path": str(path), **facts},
+                         MOSI)

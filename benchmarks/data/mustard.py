@@ -5,9 +5,11 @@ task ``binary`` (1 sarcastic, 0 not), scored as MultiBench scores it: accuracy a
 ``affect.multibench``): UR-FUNNY's layout (text ``[N, T, 300]`` GloVe, audio ``[N, T, 81]`` COVAREP, vision
 ``[N, T, 371]`` OpenFace, word-aligned, zero-padded on the left, ``id``) with labels stored as -1 / +1. The labels
 are mapped to classes 0 / 1 (-1 -> 0, +1 -> 1), as MultiBench's reader does (class 1 when the label is > 0):
-``info["labels"]`` says so. Samples whose text is all zero are dropped, as MultiBench drops them (logged;
-``info["dropped"]``). MultiBench documents no split sizes for it (MUStARD has 690 utterances in all): the sizes are
-logged, not compared.
+``info["labels"]`` says so. A file whose labels were already recoded to 0 / 1 is told from UR-FUNNY's ``humor.pkl``
+(the same keys, widths and coding) by its ids, strings such as ``1_60`` where UR-FUNNY's are numbers
+(``affect.recognise``), and read as it is; ``info["labels"]`` says that too. Samples whose text is all zero are
+dropped, as MultiBench drops them (logged; ``info["dropped"]``). MultiBench documents no split sizes for it
+(MUStARD has 690 utterances in all): the sizes are logged, not compared.
 """
 
 from __future__ import annotations
@@ -28,18 +30,21 @@ MUSTARD = Corpus(
             "MUStARD itself by github.com/soujanyaporia/MUStARD",
 )
 LABELS = "stored -1 / +1 (MultiBench's sarcasm.pkl), read as 0 / 1: -1 -> 0 (not sarcastic), +1 -> 1 (sarcastic)"
+RECODED = ("stored 0 / 1 (already recoded from MultiBench's -1 / +1), read as they are: 0 not sarcastic, "
+           "1 sarcastic")
 
 
 @register_dataset("mustard")
 def load_mustard(path: str | Path | None = None) -> Dataset:
     """MUStARD as a ``Dataset`` of task ``binary``: text / audio / vision ``[N, T, dim]`` float32 with the real
-    steps first and bool masks, labels ``[N]`` int64 (the file's -1 / +1 as 0 / 1; ``info["labels"]``), ids from
-    ``id``.
+    steps first and bool masks, labels ``[N]`` int64 (the file's -1 / +1 as 0 / 1, or its 0 / 1 as they are;
+    ``info["labels"]``), ids from ``id``.
 
     ``path``: ``sarcasm.pkl`` (recognised from its content, not its name) or a folder holding it; None reads
-    ``$MUSTARD_PATH``. A missing path, another dataset's file (e.g. MultiBench's ``humor.pkl``, labels 0 / 1), a
-    wrong shape or a label other than -1 / +1 raises a one-line ``DataError``.
+    ``$MUSTARD_PATH``. A missing path, another dataset's file (e.g. MultiBench's ``humor.pkl``: labels 0 / 1 and
+    numeric ids), a wrong shape or a label other than -1 / +1 or 0 / 1 raises a one-line ``DataError``.
     """
-    dataset = load_pickles(data_path(path, MUSTARD), MUSTARD)
-    dataset.info["labels"] = LABELS
+    path, origin = data_path(path, MUSTARD)
+    dataset = load_pickles(path, MUSTARD, origin)
+    dataset.info["labels"] = RECODED if dataset.info["label_coding"] == "0/1" else LABELS
     return dataset

@@ -72,8 +72,9 @@ def load_sims2(path: str | Path | None = None) -> Dataset:
 
 
 def _load(path: str | Path | None, corpus: Corpus) -> Dataset:
-    dataset = load_pickles(data_path(path, corpus), corpus)
-    where = f"{corpus.title} file {dataset.info['path']} (MMSA pickle)"
+    path, origin = data_path(path, corpus)
+    dataset = load_pickles(path, corpus, origin)
+    where = f"{corpus.title} file {dataset.info['path']}{origin} (MMSA pickle)"
     dataset.info["unimodal_labels"] = _check_unimodal_labels(dataset, where, corpus)
     own = next(layout for layout in LAYOUTS if layout.dataset == corpus.name)
     kin = [layout.dataset for layout in LAYOUTS if layout.dataset in own.kin and layout.widths == tuple(dataset.dims)]

@@ -33,7 +33,9 @@ def load_urfunny(path: str | Path | None = None) -> Dataset:
     steps first and bool masks, labels ``[N]`` int64 (1 humorous, 0 not), ids from ``id``.
 
     ``path``: ``humor.pkl`` (recognised from its content, not its name) or a folder holding it; None reads
-    ``$URFUNNY_PATH``. A missing path, another dataset's file (e.g. MultiBench's ``sarcasm.pkl``, labels -1 / +1),
-    a wrong shape or a label other than 0 / 1 raises a one-line ``DataError``.
+    ``$URFUNNY_PATH``. A missing path, another dataset's file (e.g. MultiBench's ``sarcasm.pkl``: labels -1 / +1,
+    or recoded 0 / 1 with MUStARD's string ids where UR-FUNNY's are numbers), a wrong shape or a label other than
+    0 / 1 raises a one-line ``DataError``.
     """
-    return load_pickles(data_path(path, URFUNNY), URFUNNY)
+    path, origin = data_path(path, URFUNNY)
+    return load_pickles(path, URFUNNY, origin)

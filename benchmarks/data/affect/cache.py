@@ -8,9 +8,14 @@ dir: ``sdk.default_cache_dir()``: ``$FUSIONBENCH_CACHE``, else ``$XDG_CACHE_HOME
 key, the other fields (ids, info, task, ...), the shape, dtype and CRC-32 of each array and the warnings the
 preparation gave. A later file or corpus at the same path replaces the entry, so stale entries do not pile up.
 
-An entry is used only when its key matches: the file's resolved path, size and modification time (ns), the corpus
-(every ``Corpus`` field), the layout ``VERSION`` and a digest of the source of the code that prepared it (this
-package and ``dataset.py``), so an edited reader never serves what an older one prepared. A stale entry is rebuilt
+An entry is used only when its key matches: the file's resolved path, size, modification time (ns), inode number
+and status-change time (ctime, ns), the corpus (every ``Corpus`` field), the layout ``VERSION`` and a digest of the
+source of the code that prepared it (this package and ``dataset.py``), so an edited reader never serves what an
+older one prepared. Size and mtime alone miss a file replaced by one of the same size and mtime (``cp -p`` or
+``rsync -a`` of another version, an unpacked archive, an edit followed by ``os.utime`` or ``touch -r``): a file
+renamed over the old one has another inode, and a file rewritten in place has a new ctime, which no user call
+can set back (the kernel sets it on every change of content or metadata). The cost: a ``chmod``, ``chown`` or new
+hard link of the file, or a copy of the data to another disk, rebuilds the entry once. A stale entry is rebuilt
 (a log line at INFO); an entry that cannot be read (a missing or truncated file, a bad header, a CRC that differs)
 is rebuilt with one log warning; an entry is never used unchecked. A cache that cannot be written (no permission,
 a full disk) is skipped with one log warning and the dataset is returned as prepared.
@@ -19,8 +24,10 @@ A cached load memory-maps the arrays copy-on-write (``numpy.load(mmap_mode="c")`
 cache's copy of the files until written to, so it allocates no second copy; the CRCs are checked first, by reading
 each file once in large sequential reads (which leaves it in the page cache the maps then read). The warnings the
 first load gave (``warnings.warn``: non-finite values replaced, extreme values; log warnings: non-standard split
-sizes, ...) are given again, in the same order, on every cached load. ``info["cache"]``: ``"hit"``, ``"stored"``
-or ``"not stored"``; ``info["cache_file"]``: the entry's ``meta.json``.
+sizes, ...) are given again, in the same order, on every cached load, with the path named as this load names it
+(the entry keeps the name the first load used, e.g. ``/data/x.pkl``, and a load through ``$MOSEI_PATH`` replays
+``/data/x.pkl (from $MOSEI_PATH)``). ``info["cache"]``: ``"hit"``, ``"stored"`` or ``"not stored"``;
+``info["cache_file"]``: the entry's ``meta.json``.
 """
 
 from __future__ import annotations
@@ -60,22 +67,23 @@ class _Unusable(Exception):
     """An entry that must not be used; the message says why."""
 
 
-def cached(path: Path, corpus: Corpus, build: Callable[[], Dataset]) -> Dataset:
+def cached(path: Path, corpus: Corpus, build: Callable[[], Dataset], origin: str = "") -> Dataset:
     """The ``Dataset`` that ``build()`` prepares from the pickle at ``path`` for ``corpus``, read from the cache
     (``sdk.default_cache_dir()``) when an entry with the same key is there, else built and stored. Either way the
-    warnings and log warnings of the preparation are given. Errors of ``build`` propagate (nothing is stored)."""
-    key = _key(path, corpus)
+    warnings and log warnings of the preparation are given, naming the path as ``f"{path}{origin}"`` (``origin``:
+    ``find.data_path``'s). Errors of ``build`` propagate (nothing is stored)."""
+    key, named = _key(path, corpus), f"{path}{origin}"
     entry = default_cache_dir() / "pickles" / f"{corpus.name}-{hashlib.sha256(key['path'].encode()).hexdigest()[:16]}"
     meta_file = entry / "meta.json"
     try:
         dataset, meta = _read(entry, key)
     except _Unusable as reason:
         logger.warning("the cache %s of %s is unusable (%s); the file is read again and the cache rebuilt",
-                       entry, path, reason)
+                       entry, named, reason)
     else:
         if dataset is not None:
-            _replay(meta)
-            logger.info("%s file %s: the prepared dataset read from the cache %s", corpus.title, path, entry)
+            _replay(meta, named)
+            logger.info("%s file %s: the prepared dataset read from the cache %s", corpus.title, named, entry)
             dataset.info = {**dataset.info, "cache": "hit", "cache_file": str(meta_file)}
             return dataset
     caught, logs = [], []
@@ -87,17 +95,18 @@ def cached(path: Path, corpus: Corpus, build: Callable[[], Dataset]) -> Dataset:
             warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
     recorded = [{"category": _category_name(m.category), "message": str(m.message), "filename": m.filename,
                  "lineno": m.lineno} for m in caught]
-    stored = _write(entry, key, dataset, recorded, logs)
+    stored = _write(entry, key, dataset, {"named": named, "warnings": recorded, "logs": logs})
     dataset.info = {**dataset.info, "cache": "stored" if stored else "not stored", "cache_file": str(meta_file)}
     return dataset
 
 
 def _key(path: Path, corpus: Corpus) -> dict:
-    """What an entry must match: the file (resolved path, size, mtime in ns), the corpus, the layout and code
-    versions; JSON-normalised (tuples as lists) so that it compares equal to the stored key."""
+    """What an entry must match: the file (resolved path, size, mtime in ns, inode, ctime in ns), the corpus, the
+    layout and code versions; JSON-normalised (tuples as lists) so that it compares equal to the stored key."""
     stat = path.stat()
     key = {"version": VERSION, "code": _code_digest(), "path": str(path.resolve()), "size": stat.st_size,
-           "mtime_ns": stat.st_mtime_ns, "corpus": dataclasses.asdict(corpus)}
+           "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "ctime_ns": stat.st_ctime_ns,
+           "corpus": dataclasses.asdict(corpus)}
     return json.loads(json.dumps(key, default=lambda value: getattr(value, "__qualname__", None) or repr(value)))
 
 
@@ -136,13 +145,17 @@ class _LogRecorder(logging.Handler):
         self.logs.append({"logger": record.name, "level": record.levelno, "message": record.getMessage()})
 
 
-def _replay(meta: dict) -> None:
-    """Give again the warnings and log warnings recorded with an entry."""
+def _replay(meta: dict, named: str) -> None:
+    """Give again the warnings and log warnings recorded with an entry, the path named there (``meta["named"]``) now
+    named as ``named``."""
+    def renamed(message: str) -> str:
+        return message.replace(meta["named"], named) if meta["named"] != named else message
+
     for message in meta["warnings"]:
-        warnings.warn_explicit(message["message"], _category(message["category"]), message["filename"],
+        warnings.warn_explicit(renamed(message["message"]), _category(message["category"]), message["filename"],
                                message["lineno"])
     for log in meta["logs"]:
-        logging.getLogger(log["logger"]).log(log["level"], "%s", log["message"])
+        logging.getLogger(log["logger"]).log(log["level"], "%s", renamed(log["message"]))
 
 
 def _category_name(category: type[Warning]) -> str:
@@ -175,8 +188,9 @@ def _read(entry: Path, key: dict) -> tuple[Dataset | None, dict]:
         logger.info("the cache %s was written for another version of the file, the corpus or the readers; it is "
                     "rebuilt", entry)
         return None, {}
-    if not isinstance(meta.get("warnings"), list) or not isinstance(meta.get("logs"), list):
-        raise _Unusable("meta.json holds no warnings or logs")
+    if (not isinstance(meta.get("warnings"), list) or not isinstance(meta.get("logs"), list)
+            or not isinstance(meta.get("named"), str)):
+        raise _Unusable("meta.json holds no warnings, logs or path name")
     try:
         dataset = _decode(meta["dataset"], entry)
     except (OSError, ValueError, KeyError, TypeError) as error:  # DataError is a ValueError
@@ -249,9 +263,10 @@ def _file_crc(path: Path, offset: int) -> int:
     return crc
 
 
-def _write(entry: Path, key: dict, dataset: Dataset, recorded: list[dict], logs: list[dict]) -> bool:
-    """Store ``dataset`` (its ``info`` without the cache fields) as ``entry``, replacing what is there: written
-    into a temporary folder beside it, then renamed. False, with one log warning, when it cannot be written."""
+def _write(entry: Path, key: dict, dataset: Dataset, given: dict) -> bool:
+    """Store ``dataset`` (its ``info`` without the cache fields) as ``entry``, replacing what is there, with what the
+    preparation gave (``given``: ``named``, the path as its messages name it; ``warnings``; ``logs``): written into a
+    temporary folder beside it, then renamed. False, with one log warning, when it cannot be written."""
     arrays: dict[str, np.ndarray] = {}
     try:
         info = {k: v for k, v in dataset.info.items() if k not in ("cache", "cache_file")}
@@ -259,7 +274,7 @@ def _write(entry: Path, key: dict, dataset: Dataset, recorded: list[dict], logs:
     except TypeError as error:
         logger.warning("the prepared dataset is not cached (%s); the next load reads the file again", error)
         return False
-    meta = {"key": key, "dataset": encoded, "warnings": recorded, "logs": logs}
+    meta = {"key": key, "dataset": encoded, **given}
     temporary = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,9 @@ Read here as ``get_data`` reads them, so that scores compare with MultiBench's:
   samples whose text sums to 0 before anything else (``drop_textless``). Such a sample has no word, and in these
   word-aligned files its audio and vision belong to no word: MultiBench's reader, which starts every modality at
   the first non-zero text row, cannot read it at all. The loader logs the count and ``info["dropped"]`` holds it
-  per split. (MulT and MMSA files keep such samples, with an empty text counted in ``info["empty"]``, as their
-  own readers do.) The test here is "no non-zero value" where ``drop_entry`` sums the values; the two differ only
-  for a text whose values cancel exactly.
+  per split. (MulT and MMSA files keep such samples, with an empty text counted in ``info["empty"]`` and warned
+  about, as their own readers keep them.) The test here is "no non-zero value" where ``drop_entry`` sums the
+  values; the two differ only for a text whose values cancel exactly.
 * sarcasm's -1 becomes class 0 (``positive_class``), so both binary files have classes 0 / 1, 1 the positive
   (humorous, sarcastic) class, and are scored as MultiBench scores them: accuracy, and F1 (``tasks`` ``binary``).
 """

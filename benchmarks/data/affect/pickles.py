@@ -30,8 +30,13 @@ MultiBench (``humor.pkl``, ``sarcasm.pkl``, ``mosi_raw.pkl``, ``mosei_raw.pkl``;
 left padding, read by the MulT reader, then as MultiBench reads them: samples without text dropped, sarcasm's -1
 made class 0.
 
+Only the splits ``train``, ``valid`` and ``test`` are read: another key beside them (``extra``, a ``dev`` split
+beside ``valid``) is named in one log warning, except MMSA-FET's ``config`` (its feature-extraction settings,
+``METADATA_KEYS``); a file without ``valid`` is refused, naming the other keys it holds (e.g. ``dev``).
+
 Every array of the wrong shape or type (including ragged lists of unpadded sequences) ends in one ``DataError``
-line that names the file, the split and the key.
+line that names the file, the split and the key. A path read from the corpus's environment variable is named
+``<path> (from $MOSI_PATH)`` in every message (``origin``).
 
 Unpickling can run code: read only pickles from a source you trust.
 """
@@ -48,13 +53,14 @@ import numpy as np
 from ..dataset import SPLITS, DataError
 from .multibench import drop_textless, positive_class
 from .prepare import MODALITIES, Corpus, Padded, RawSplit, settle_padding, stored_padding, zero_row_padding
-from .recognise import UNIMODAL_LABELS, Layout, Survey, choose, survey
+from .recognise import BINARY_LABELS, UNIMODAL_LABELS, Layout, Survey, choose, survey
 
 logger = logging.getLogger(__name__)
 
 MULT_KEYS = ("text", "audio", "vision", "labels")
 MMSA_KEYS = ("text", "text_bert", "audio", "vision", "regression_labels", "id")
 FORMAT_NAMES = {"mult": "MulT pickle", "mmsa": "MMSA pickle", "multibench": "MultiBench pickle"}
+METADATA_KEYS = ("config",)  # keys beside the splits that are known and not read: MMSA-FET's settings
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -73,37 +79,45 @@ class PickleFile:
     dropped: dict[str, list[str]] = field(default_factory=dict)
 
 
-def read_pickle(path: Path, corpus: Corpus) -> PickleFile:
+def read_pickle(path: Path, corpus: Corpus, origin: str = "") -> PickleFile:
     """Read a MulT, MMSA or MultiBench pickle of ``corpus``, recognised from its content (``recognise``). A file of
     another dataset, or anything else, raises a one-line ``DataError`` that names the file and says what it holds
     and which ``--dataset`` reads it, or ends with ``corpus.accepted``. MultiBench's files lose their samples
-    without text and sarcasm's -1 becomes class 0, as MultiBench reads them (``multibench``); the drop is logged."""
-    title, describe = corpus.title, corpus.accepted
-    data = _unpickle(path, title, describe)
+    without text and sarcasm's -1 becomes class 0, as MultiBench reads them (``multibench``); the drop is logged,
+    as are keys besides the splits. ``origin``: what messages add after the path (``find.data_path``)."""
+    title, describe, named = corpus.title, corpus.accepted, f"{path}{origin}"
+    data = _unpickle(path, f"{title} file {named}", describe)
     present = [data[name] for name in SPLITS if isinstance(data, dict) and isinstance(data.get(name), dict)]
     if not present:
-        raise DataError(f"{title} file {path} is a pickle but not of {title} splits (it holds {_sketch(data)}); "
+        raise DataError(f"{title} file {named} is a pickle but not of {title} splits (it holds {_sketch(data)}); "
                         f"expected {describe}")
     found = survey(data)
     if found.family is None:
-        raise DataError(f"{title} file {path} holds splits with keys {sorted(map(str, present[0]))}, neither MulT "
+        raise DataError(f"{title} file {named} holds splits with keys {sorted(map(str, present[0]))}, neither MulT "
                         f"or MultiBench ({', '.join(MULT_KEYS)}) nor MMSA ({', '.join(MMSA_KEYS)}); "
                         f"expected {describe}")
-    layout = choose(found, corpus, f"{title} file {path}")
+    layout = choose(found, corpus, f"{title} file {named}")
     fmt = layout.reader if layout is not None else found.family
     read = _mmsa_split if fmt == "mmsa" else _mult_split
-    where = f"{title} file {path} ({FORMAT_NAMES[fmt]})"
+    where = f"{title} file {named} ({FORMAT_NAMES[fmt]})"
+    others = [key for key in data if key not in SPLITS and key not in METADATA_KEYS]
+    listed = ", ".join(map(repr, others))
     read_splits, dropped = {}, {}
     for name in SPLITS:
         if not isinstance(data.get(name), dict):
-            raise DataError(f"{where}: no split {name!r}; expected a dict with the splits {', '.join(SPLITS)}")
+            raise DataError(f"{where}: no split {name!r}" + (f" (it also holds {listed})" if others else "")
+                            + f"; expected a dict with the splits {', '.join(SPLITS)}")
         padded, labels, split_ids = read(data[name], f"{where}, split {name!r}", name)
         if fmt == "multibench":
             padded, labels, split_ids, dropped[name] = drop_textless(padded, labels, split_ids)
-            if layout.labels in ("humor", "sarcasm"):
+            if layout.labels in BINARY_LABELS:
                 labels = positive_class(labels)
         read_splits[name] = padded, labels, split_ids
     _log_dropped(dropped, where)
+    if others:
+        several = len(others) > 1
+        logger.warning("%s: the key%s %s besides the splits %s %s not read", where, "s" if several else "", listed,
+                       ", ".join(SPLITS), "are" if several else "is")
     ids = {name: split_ids for name, (_, _, split_ids) in read_splits.items()}
     settled = {m: settle_padding({name: padded[m] for name, (padded, _, _) in read_splits.items()}, ids, where, m)
                for m in MODALITIES}
@@ -122,15 +136,16 @@ def _log_dropped(dropped: dict[str, list[str]], where: str) -> None:
                        total, ", ".join(f"{split} {len(ids)}" for split, ids in dropped.items()), first, name)
 
 
-def _unpickle(path: Path, title: str, describe: str) -> object:
-    """The unpickled object; ``DataError`` for an HDF5 file (a single .csd) or anything that is not a pickle."""
+def _unpickle(path: Path, source: str, describe: str) -> object:
+    """The unpickled object; ``DataError`` for an HDF5 file (a single .csd) or anything that is not a pickle.
+    ``source`` names the file in messages (``"MOSI file /data/x.pkl"``)."""
     try:
         handle = open(path, "rb")  # closed by the with below
     except OSError as error:
-        raise DataError(f"cannot read {title} file {path}: {error.strerror or error}") from None
+        raise DataError(f"cannot read {source}: {error.strerror or error}") from None
     with handle:
         if handle.read(8) == HDF5_SIGNATURE:
-            raise DataError(f"{title} file {path} is a single HDF5 (.csd) file; pass the folder that holds the "
+            raise DataError(f"{source} is a single HDF5 (.csd) file; pass the folder that holds the "
                             f"CMU-MultimodalSDK .csd files instead (expected {describe})")
         for encoding in ("ASCII", "latin1"):  # latin1 reads Python 2 pickles of numpy arrays
             handle.seek(0)
@@ -140,7 +155,7 @@ def _unpickle(path: Path, title: str, describe: str) -> object:
                 error = caught
                 if not isinstance(caught, UnicodeDecodeError):
                     break
-    raise DataError(f"{title} file {path} is none of the accepted formats (not a pickle: {type(error).__name__}); "
+    raise DataError(f"{source} is none of the accepted formats (not a pickle: {type(error).__name__}); "
                     f"expected {describe}")
 
 
@@ -232,8 +247,8 @@ def _ids(split: dict, n: int, where: str) -> list[str]:
 def _labels(split: dict, key: str, where: str) -> np.ndarray:
     labels = _array(split, key, where)
     if labels.ndim == 0 or labels.size != labels.shape[0] or not np.issubdtype(labels.dtype, np.number):
-        raise DataError(f"{where}: {key!r} has shape {list(labels.shape)} ({labels.dtype}); expected one "
-                        f"sentiment score per segment")
+        raise DataError(f"{where}: {key!r} has shape {list(labels.shape)} ({labels.dtype}); expected one number "
+                        f"per segment ([N], [N, 1] or [N, 1, 1])")
     return labels.reshape(-1).astype(np.float32)
 
 

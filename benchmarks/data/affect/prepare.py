@@ -17,7 +17,8 @@ standard split sizes, where the data is found):
   below 1e4), while the sentinels some tools write for a missing value (-FLT_MAX = -3.4e38 instead of ``-inf``,
   1e10, 1e30) are far above it; such a value makes training diverge;
 * every sample keeps at least one real step per modality: a sample with no real step (an all-zero modality) gets
-  its first step marked real, with zero features; ``info["empty"]`` counts them per modality;
+  its first step marked real, with zero features, with one warning per modality giving the count and the first
+  such sample; ``info["empty"]`` counts them per modality;
 * checks that fail with a one-line ``DataError``: an empty split, labels that are non-finite or outside the
   corpus's range (MOSI's [-3, 3]) or, for a classification task, not whole class numbers, a feature size that
   differs between splits;
@@ -55,6 +56,7 @@ MODALITIES = ("text", "audio", "vision")
 LABEL_RANGE = (-3.0, 3.0)
 EXTREME_MAGNITUDE = 1e6  # finite feature values beyond it are warned about (see the module docstring)
 CHUNK_VALUES = 1 << 20  # feature values per chunk of samples (4 MB of float32): the size of every temporary
+NONFINITE = ("nan", "+inf", "-inf")  # the kinds of non-finite values counted, in the order warnings list them
 
 
 @dataclass(frozen=True)
@@ -209,10 +211,11 @@ def settle_padding(parts: dict[str, Padded], ids: dict[str, list[str]], where: s
 
 
 @dataclass
-class _Found:
-    """What ``_real_first`` finds in one modality over the splits: non-finite values replaced (count per kind:
-    nan, +inf, -inf), extreme finite values (count, largest magnitude), samples with no real step, samples read
-    as padded on the left / right."""
+class Found:
+    """What the preparation finds in one modality over the splits (``_real_first`` here, ``arrays._modality``):
+    non-finite values replaced (count per kind; kinds listed by split, in ``NONFINITE`` order within a split),
+    extreme finite values (count, largest magnitude), samples with no real step, samples read as padded on the
+    left / right."""
 
     nonfinite: dict[str, int] = field(default_factory=dict)
     extreme: int = 0
@@ -220,6 +223,31 @@ class _Found:
     empty: int = 0
     left: int = 0
     right: int = 0
+
+    def add_nonfinite(self, counts: dict[str, int]) -> None:
+        """Add the counts ``{kind: n}`` of one modality of one split (``clean_values``'s ``nonfinite``)."""
+        for kind, count in counts.items():
+            if count:
+                self.nonfinite[kind] = self.nonfinite.get(kind, 0) + count
+
+
+def clean_values(part: np.ndarray, found: Found, nonfinite: dict[str, int]) -> None:
+    """In the float32 chunk ``part`` (any shape, changed in place): non-finite values replaced by 0 and counted per
+    kind into ``nonfinite`` (the counts of one modality of one split, keys ``NONFINITE``, added to ``found`` by
+    ``Found.add_nonfinite`` once the split is done); finite values of magnitude above ``EXTREME_MAGNITUDE``
+    counted into ``found`` (count, largest magnitude)."""
+    finite = np.isfinite(part)
+    if not finite.all():
+        nan, positive = int(np.isnan(part).sum()), int(np.isposinf(part).sum())
+        nonfinite["nan"] += nan
+        nonfinite["+inf"] += positive
+        nonfinite["-inf"] += int(finite.size - finite.sum()) - nan - positive
+        np.copyto(part, 0.0, where=~finite)
+    magnitude = np.abs(part)
+    extreme = magnitude > EXTREME_MAGNITUDE
+    if extreme.any():
+        found.extreme += int(extreme.sum())
+        found.largest = max(found.largest, float(magnitude[extreme].max()))
 
 
 def build_dataset(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corpus, in_place: bool = False) -> Dataset:
@@ -232,11 +260,13 @@ def build_dataset(raw: dict[str, RawSplit], where: str, info: dict, corpus: Corp
     out of ``raw`` as they are done, so an array of another dtype is freed once converted. Without it the raw
     splits are left as they are and the features are copied (a second copy of the data in memory)."""
     _check(raw, where, corpus)
-    found = {m: _Found() for m in MODALITIES}
+    found = {m: Found() for m in MODALITIES}
     classification = get_task(corpus.task).kind == "classification"
     counts = {name: len(raw[name].labels) for name in SPLITS}
-    splits = {name: _to_split(raw[name], found, classification, in_place) for name in SPLITS}
-    _warn(found, where)
+    first_empty: dict[str, str] = {}
+    splits = {name: _to_split(raw[name], name, found, first_empty, classification, in_place) for name in SPLITS}
+    warn_found(found, where)
+    warn_empty(found, first_empty, where)
     standard = counts == corpus.standard if corpus.standard is not None else None
     info = {
         **info, "counts": counts, "standard_split": standard,
@@ -280,12 +310,17 @@ def _check(raw: dict[str, RawSplit], where: str, corpus: Corpus) -> None:
                                 f"{train_dim} in 'train'; every split must have the same feature size")
 
 
-def _to_split(raw: RawSplit, found: dict[str, _Found], classification: bool, in_place: bool) -> Split:
-    """One split as tensors; with ``in_place`` its modalities are taken out of ``raw`` one by one (see
-    ``build_dataset``)."""
+def _to_split(raw: RawSplit, name: str, found: dict[str, Found], first_empty: dict[str, str], classification: bool,
+              in_place: bool) -> Split:
+    """Split ``name`` as tensors; with ``in_place`` its modalities are taken out of ``raw`` one by one (see
+    ``build_dataset``). ``first_empty`` gets, per modality, the first sample without a real step (as named in the
+    warning), unless an earlier split had one."""
     xs, masks = [], []
     for modality in MODALITIES:
         read = raw.modalities.pop(modality) if in_place else raw.modalities[modality]
+        empty = np.flatnonzero(np.asarray(read.lengths) <= 0)
+        if empty.size and modality not in first_empty:
+            first_empty[modality] = f"{raw.ids[empty[0]]!r} of split {name!r}"
         x, mask = _real_first(read, found[modality], in_place)
         del read  # the last reference to an array that was converted to float32
         xs.append(x)
@@ -295,7 +330,7 @@ def _to_split(raw: RawSplit, found: dict[str, _Found], classification: bool, in_
     return Split(xs=xs, masks=masks, labels=labels, ids=list(raw.ids), extras=extras)
 
 
-def _real_first(raw: RawModality, found: _Found, in_place: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _real_first(raw: RawModality, found: Found, in_place: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """``[N, time, dim]`` float32 with the real steps first and zeros after, and its mask ``[N, time]``; a sample
     with no real step gets its first step marked real (zero features). What it finds is added to ``found``.
 
@@ -310,31 +345,18 @@ def _real_first(raw: RawModality, found: _Found, in_place: bool) -> tuple[torch.
     left = np.asarray(raw.left, dtype=bool)
     shift = np.where(left, time - lengths, 0)  # a left-padded sample's real steps start there
     padding = steps >= lengths[:, None]  # [N, time]
-    nonfinite = dict.fromkeys(("nan", "+inf", "-inf"), 0)
+    nonfinite = dict.fromkeys(NONFINITE, 0)
     for rows in sample_chunks(x):
         part = x[rows]  # a view: the chunk is done in x itself
         if not reuse:
             part[...] = source[rows]
-        finite = np.isfinite(part)
-        if not finite.all():
-            nan, positive = int(np.isnan(part).sum()), int(np.isposinf(part).sum())
-            nonfinite["nan"] += nan
-            nonfinite["+inf"] += positive
-            nonfinite["-inf"] += int(finite.size - finite.sum()) - nan - positive
-            np.copyto(part, 0.0, where=~finite)
-        magnitude = np.abs(part)
-        extreme = magnitude > EXTREME_MAGNITUDE
-        if extreme.any():
-            found.extreme += int(extreme.sum())
-            found.largest = max(found.largest, float(magnitude[extreme].max()))
+        clean_values(part, found, nonfinite)
         moved = np.flatnonzero(shift[rows])
         if moved.size:  # rotate the left padding to the end
             order = (steps + shift[rows][moved, None]) % time
             part[moved] = np.take_along_axis(part[moved], order[..., None], axis=1)
         np.copyto(part, 0.0, where=padding[rows][..., None])
-    for kind, count in nonfinite.items():
-        if count:
-            found.nonfinite[kind] = found.nonfinite.get(kind, 0) + count
+    found.add_nonfinite(nonfinite)
     padded = (lengths > 0) & (lengths < time)
     found.left += int((padded & left).sum())
     found.right += int((padded & ~left).sum())
@@ -343,7 +365,17 @@ def _real_first(raw: RawModality, found: _Found, in_place: bool) -> tuple[torch.
     return torch.from_numpy(x), torch.from_numpy(mask)
 
 
-def _warn(found: dict[str, _Found], where: str) -> None:
+def warn_empty(found: dict[str, Found], first_empty: dict[str, str], where: str) -> None:
+    """One warning per modality with samples that have no real step (``Found.empty``), naming the first such sample
+    (``first_empty``: per modality, e.g. ``"'v_1' of split 'train'"``); the wording of ``arrays``' own."""
+    for modality, f in found.items():
+        if f.empty:
+            warnings.warn(f"{where}: modality {modality!r}: {f.empty} sample(s) have no real step (first: "
+                          f"{first_empty[modality]}); each keeps one zero step marked real", RuntimeWarning,
+                          stacklevel=4)
+
+
+def warn_found(found: dict[str, Found], where: str) -> None:
     """One warning for the non-finite values of all modalities; one per modality with extreme values."""
     parts = [
         f"{modality} {sum(f.nonfinite.values())} ({', '.join(f'{kind} {n}' for kind, n in f.nonfinite.items())})"

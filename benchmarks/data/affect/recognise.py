@@ -1,5 +1,5 @@
 """Which dataset a processed affect pickle holds, told from its content (keys, label values, split sizes, feature
-widths), never from its name; and the one-line refusal when a loader is given another dataset's file.
+widths, ids), never from its name; and the one-line refusal when a loader is given another dataset's file.
 
 ``LAYOUTS`` lists the distributed files (widths: text / audio / vision features; splits: train / valid / test):
 
@@ -17,28 +17,41 @@ MMSA CH-SIMS       sims       MMSA's, and             [-1, 1]           768 / 33
                               regression_labels_T/A/V
 CH-SIMS v2         sims2      as CH-SIMS              [-1, 1]           768 / 25 / 177       2722 / 647 / 1034
 MultiBench humor   urfunny    as MulT MOSI            0 / 1             300 / 81 / 371       8074 / 1034 / 1058
-MultiBench sarcasm mustard    as MulT MOSI            -1 / +1           300 / 81 / 371       not documented
+MultiBench sarcasm mustard    as MulT MOSI            -1 / +1 (or 0/1)  300 / 81 / 371       not documented
 MultiBench MOSI    mosi       as MulT MOSI            [-3, 3]           300 / 74 / 35        1283 / 214 / 686
 MultiBench MOSEI   mosei      as MulT MOSI            [-3, 3]           300 / 74 / 713       not documented
 =================  =========  ======================  ================  ===================  ==================
 
-The MultiBench facts are in ``affect.multibench``. The evidence, strongest first (``candidates``):
+The MultiBench facts are in ``affect.multibench``. Ids (``ID_FORMS``; the first ``id`` column, MMSA's ``$_$`` read
+as ``_``): MOSI's and MOSEI's name their segments ``video_clip`` (MulT's MOSEI file: the video alone), the videos
+those of ``mmdatasdk.cmu_mosi.standard_folds`` / ``cmu_mosei.standard_folds`` (the installed CMU-MultimodalSDK;
+the two sets share no video); UR-FUNNY's are whole numbers (MultiBench's ``get_data`` reads them as ``int``);
+MUStARD's are strings (its ``sarcasm_data.json`` keys, ``1_60``, ``2_380``); CH-SIMS's are not used as evidence.
+
+The evidence, strongest first (``candidates``):
 
 1. keys: ``regression_labels`` or ``text_bert`` make an MMSA-layout file (with the unimodal labels
    ``regression_labels_T`` / ``_A`` / ``_V``: CH-SIMS or v2); ``labels`` a MulT-layout one (MulT or MultiBench).
-2. label values: 0 and 1 only are MultiBench's humor coding, -1 and +1 only its sarcasm coding (the only content
-   that tells ``humor.pkl`` from ``sarcasm.pkl``); values in [-3, 3] of which some are not whole numbers are
-   sentiment scores, in [-1, 1] also CH-SIMS's. Labels that fit no layout (non-finite, out of range, whole
-   numbers other than a binary coding, not one per sample) are no evidence: the loader's own checks name them.
+2. label values: -1 and +1 only are MultiBench's sarcasm coding; 0 and 1 only its humor coding, or a sarcasm file
+   whose labels were recoded as MultiBench's reader recodes them; values in [-3, 3] of which some are not whole
+   numbers are sentiment scores, in [-1, 1] also CH-SIMS's. Labels that fit no layout (non-finite, out of range,
+   whole numbers other than a binary coding, not one per sample) are no evidence: the loader's own checks name them.
 3. split sizes equal to a layout's documented ones.
 4. feature widths equal to a layout's documented ones.
+5. ids (``Survey.id_form``), where the steps above leave layouts of several datasets: the form of the layouts'
+   ids. It tells MulT MOSEI from MultiBench MOSI (the same keys and widths, 300 / 74 / 35) when the split sizes
+   are neither's, and UR-FUNNY from a MUStARD file recoded to 0 / 1.
 
-A loader reads the file when its dataset is among the datasets the evidence leaves (``choose``), as the first such
-layout; the file's own sizes, widths and padding side are kept, and where they differ from that layout's documented
-ones ``differences`` names them. Otherwise it refuses in one line that says what the file holds and which
-``--dataset`` reads it. So a file is never refused for a width alone when its labels and keys fit the dataset
-(e.g. a MOSI file with other features), but a MOSI file whose widths are MOSEI's is refused by ``--dataset mosi``
-only if its split sizes are MOSEI's too, since MultiBench's MOSI file has MOSEI's widths.
+Each step keeps the layouts that fit, unless none does (then it is no evidence). A loader reads the file when its
+dataset is among the datasets the evidence leaves (``choose``), as the first such layout; the file's own sizes,
+widths and padding side are kept, and where they differ from that layout's documented ones ``differences`` names
+them. Otherwise it refuses in one line that says what the file holds and which ``--dataset`` reads it. When the
+evidence leaves the loader's dataset and another (not its kin) and the file matched a documented split size or
+feature width of both, the file is refused in one line naming both readings (e.g. a small file with MulT MOSEI's
+widths and no ids: MulT MOSEI or MultiBench MOSI, which read it differently); when it matched none, nothing tells
+the file's origin and the loader reads it as its own. So a file is never refused for a width alone when its labels
+and keys fit the dataset (e.g. a MOSI file with other features), but a MOSI file whose widths are MOSEI's is
+refused by ``--dataset mosi`` when its ids or split sizes are MOSEI's.
 
 CH-SIMS and v2 share their task; either loader reads the other's file (``Layout.kin``), and the width warning
 names the other ``--dataset``. A loader of a dataset not in ``LAYOUTS`` reads any file of its format.
@@ -46,6 +59,7 @@ names the other ``--dataset``. A loader of a dataset not in ``LAYOUTS`` reads an
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,8 +81,9 @@ class Layout:
     ``dataset``: the ``--dataset`` that reads it; ``widths``: text / audio / vision features; ``labels``:
     ``"sentiment"`` ([-3, 3]), ``"sims"`` ([-1, 1]), ``"humor"`` (0 / 1) or ``"sarcasm"`` (-1 / +1); ``splits``:
     the documented train / valid / test sizes (None: not documented); ``padding``: the documented side of the zero
-    padding (None: not one side, or not documented); ``kin``: other datasets that read it too (same task);
-    ``note``: what the loader logs as a warning whenever it reads this layout."""
+    padding (None: not one side, or not documented); ``ids``: the form of its ids, a key of ``ID_FORMS`` (None: not
+    evidence); ``kin``: other datasets that read it too (same task); ``note``: what the loader logs as a warning
+    whenever it reads this layout."""
 
     key: str
     title: str
@@ -78,6 +93,7 @@ class Layout:
     labels: str
     splits: tuple[int, int, int] | None
     padding: str | None = None
+    ids: str | None = None
     kin: tuple[str, ...] = ()
     note: str = ""
 
@@ -92,39 +108,51 @@ class Layout:
         return dict(zip(SPLITS, self.splits)) if self.splits else None
 
 
+ID_FORMS = {
+    "cmu_mosi": "MOSI's segment names (videos of mmdatasdk.cmu_mosi.standard_folds)",
+    "cmu_mosei": "MOSEI's segment names (videos of mmdatasdk.cmu_mosei.standard_folds)",
+    "numbers": "whole numbers (UR-FUNNY's)",
+    "strings": "strings (MUStARD's, e.g. '1_60')",
+}
+"""The forms of a file's ids (``id_form``), as named in messages; ``cmu_mosi`` / ``cmu_mosei`` name the
+``mmdatasdk`` module whose ``standard_folds`` hold the videos."""
+
 MOSI_SPLIT, MOSEI_SPLIT = (1284, 229, 686), (16326, 1871, 4659)
 LAYOUTS = (
     Layout("mult-mosi", "a MulT MOSI pickle (mosi_data.pkl, mosi_data_noalign.pkl)", "mult", "mosi", (300, 5, 20),
-           "sentiment", MOSI_SPLIT, "left"),
+           "sentiment", MOSI_SPLIT, "left", ids="cmu_mosi"),
     Layout("mult-mosei", "a MulT MOSEI pickle (mosei_senti_data.pkl, mosei_senti_data_noalign.pkl)", "mult", "mosei",
-           (300, 74, 35), "sentiment", MOSEI_SPLIT, "left"),
+           (300, 74, 35), "sentiment", MOSEI_SPLIT, "left", ids="cmu_mosei"),
     Layout("mmsa-mosi", "an MMSA MOSI pickle (aligned_50.pkl, unaligned_50.pkl)", "mmsa", "mosi", (768, 5, 20),
-           "sentiment", MOSI_SPLIT),
+           "sentiment", MOSI_SPLIT, ids="cmu_mosi"),
     Layout("mmsa-mosei", "an MMSA MOSEI pickle (aligned_50.pkl, unaligned_50.pkl)", "mmsa", "mosei", (768, 74, 35),
-           "sentiment", MOSEI_SPLIT),
+           "sentiment", MOSEI_SPLIT, ids="cmu_mosei"),
     Layout("mmsa-sims", "an MMSA CH-SIMS pickle (unaligned_39.pkl)", "mmsa", "sims", (768, 33, 709), "sims",
            (1368, 456, 457), "right", kin=("sims2",)),
     Layout("mmsa-sims2", "a CH-SIMS v2 pickle (MMSA-FET layout)", "mmsa", "sims2", (768, 25, 177), "sims",
            (2722, 647, 1034), "right", kin=("sims",)),
     Layout("multibench-humor", "MultiBench's UR-FUNNY pickle (humor.pkl)", "multibench", "urfunny", (300, 81, 371),
-           "humor", (8074, 1034, 1058), "left"),
+           "humor", (8074, 1034, 1058), "left", ids="numbers"),
     Layout("multibench-sarcasm", "MultiBench's MUStARD pickle (sarcasm.pkl)", "multibench", "mustard",
-           (300, 81, 371), "sarcasm", None, "left",
+           (300, 81, 371), "sarcasm", None, "left", ids="strings",
            note="MultiBench does not document the split of sarcasm.pkl (MUStARD has 690 utterances in all); "
                 "read as the file holds it"),
     Layout("multibench-mosi", "MultiBench's MOSI pickle (mosi_raw.pkl)", "multibench", "mosi", (300, 74, 35),
-           "sentiment", (1283, 214, 686), "left",
+           "sentiment", (1283, 214, 686), "left", ids="cmu_mosi",
            note="MultiBench's mosi_raw.pkl splits MOSI 1283 / 214 / 686, not 1284 / 229 / 686 as the MulT and MMSA "
                 "files do: its scores are not comparable with scores on those files"),
     Layout("multibench-mosei", "MultiBench's MOSEI pickle (mosei_raw.pkl)", "multibench", "mosei", (300, 74, 713),
-           "sentiment", None, "left",
+           "sentiment", None, "left", ids="cmu_mosei",
            note="MultiBench's mosei_raw.pkl splits MOSEI otherwise than the MulT and MMSA files (16326 / 1871 / "
                 "4659): its scores are not comparable with scores on those files"),
 )
 DATASETS = frozenset(layout.dataset for layout in LAYOUTS)
 
-BINARY_CODINGS = {"0/1": ("humor",), "-1/+1": ("sarcasm",), "1": ("humor", "sarcasm")}
-"""Label codings that only MultiBench's binary files use (``Survey.coding``), and the label kinds they fit."""
+BINARY_LABELS = ("humor", "sarcasm")
+"""The ``Layout.labels`` of MultiBench's binary files (read as classes 0 / 1)."""
+BINARY_CODINGS = {"0/1": BINARY_LABELS, "-1/+1": ("sarcasm",), "1": BINARY_LABELS}
+"""Label codings that only MultiBench's binary files use (``Survey.coding``), and the label kinds they fit (0 / 1:
+humor's, or sarcasm's -1 / +1 recoded as MultiBench's reader recodes them)."""
 RANGES = {"sentiment": (-3.0, 3.0), "sims": (-1.0, 1.0)}
 
 
@@ -135,7 +163,8 @@ class Survey:
     ``unimodal``: it holds ``regression_labels_T`` / ``_A`` / ``_V``; ``widths``: text / audio / vision features
     of the first split; ``counts``: samples per split (``SPLITS`` order); ``coding``: ``"0/1"``, ``"-1/+1"``, ``"1"``
     (every label 1) or None (other values); ``low`` / ``high``: the labels' range, ``whole``: every label is a
-    whole number (None, None, False when the labels are not finite numbers, one per sample)."""
+    whole number (None, None, False when the labels are not finite numbers, one per sample); ``ids``: the ids of
+    the splits in order, as text (the first ``id`` column; empty when there are none or they cannot be read)."""
 
     family: str | None
     keys: tuple[str, ...]
@@ -146,9 +175,10 @@ class Survey:
     low: float | None
     high: float | None
     whole: bool
+    ids: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """The facts as said in messages: keys, widths, labels, split sizes."""
+        """The facts as said in messages: keys, widths, labels, split sizes and, when there are ids, their form."""
         widths = ", ".join(f"{m} {w if w is not None else '?'}" for m, w in zip(MODALITIES, self.widths))
         if self.coding == "1":
             labels = "labels all 1"
@@ -159,7 +189,8 @@ class Survey:
         else:
             labels = "labels not finite numbers one per sample"
         splits = "/".join(str(n) if n is not None else "-" for n in self.counts)
-        return f"keys {', '.join(self.keys)}; widths {widths}; {labels}; splits {splits}"
+        ids = f"; ids like {self.ids[0]!r}, {ID_FORMS[id_form(self.ids)]}" if self.ids else ""
+        return f"keys {', '.join(self.keys)}; widths {widths}; {labels}; splits {splits}{ids}"
 
 
 def survey(data: dict) -> Survey:
@@ -177,7 +208,46 @@ def survey(data: dict) -> Survey:
     coding, low, high, whole = _coding(read) if readable else (None, None, None, False)
     return Survey(family=family, keys=tuple(map(str, first)), unimodal=all(key in first for key in UNIMODAL_LABELS),
                   widths=tuple(_width(first.get(m)) for m in MODALITIES), counts=counts, coding=coding, low=low,
-                  high=high, whole=whole)
+                  high=high, whole=whole, ids=tuple(i for split in present if split is not None
+                                                    for i in _ids(split.get("id"))))
+
+
+def _ids(value: object) -> list[str]:
+    """The ids of one split as text: ``id`` ``[N]`` or its first column ``[N, k]``; bytes decoded, whole numbers
+    written without a fraction; none when it is absent or of another shape."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        return []
+    array = array[:, 0] if array.ndim == 2 and array.shape[1] else array
+    if array.ndim != 1:
+        return []
+    if np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all() and (array == np.round(array)).all():
+        array = array.astype(np.int64)
+    return [item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in array.tolist()]
+
+
+def id_form(ids: tuple[str, ...]) -> str | None:
+    """The form of the ``ids`` (a key of ``ID_FORMS``; None when there are none): MOSI's or MOSEI's when more than
+    half name a segment (``video_clip``, MMSA's ``video$_$clip``) or a video of that corpus's standard folds, else
+    ``numbers`` when every id is a whole number, else ``strings``."""
+    if not ids:
+        return None
+    for module in ("cmu_mosi", "cmu_mosei"):
+        videos = _fold_videos(module)
+        named = sum(i in videos or i.replace("$_$", "_").rsplit("_", 1)[0] in videos for i in ids)
+        if 2 * named > len(ids):
+            return module
+    return "numbers" if all(i.isdigit() for i in ids) else "strings"
+
+
+@functools.cache
+def _fold_videos(module: str) -> frozenset[str]:
+    """The videos of ``mmdatasdk.<module>.standard_folds`` (train, valid and test)."""
+    from mmsdk import mmdatasdk  # imported here: it takes seconds, and only the ids of a tie need it
+
+    folds = getattr(mmdatasdk, module).standard_folds
+    return frozenset(folds.standard_train_fold) | set(folds.standard_valid_fold) | set(folds.standard_test_fold)
 
 
 def _one_per_sample(value: object) -> np.ndarray | None:
@@ -218,24 +288,35 @@ def _fits_labels(layout: Layout, found: Survey) -> bool:
 
 def candidates(found: Survey) -> list[Layout]:
     """The layouts the evidence leaves, in ``LAYOUTS`` order (module docstring): each step keeps the layouts that
-    fit, unless none does (then it is no evidence)."""
+    fit, unless none does (then it is no evidence). The ids are read only when the other steps leave layouts of
+    several datasets."""
     kept = [layout for layout in LAYOUTS if layout.family == found.family
             and (layout.labels == "sims" or not found.unimodal)]
     for fits in (lambda layout: _fits_labels(layout, found),
                  lambda layout: layout.splits is not None and layout.splits == found.counts,
                  lambda layout: layout.widths == found.widths):
         kept = [layout for layout in kept if fits(layout)] or kept
+    if len({layout.dataset for layout in kept}) > 1:
+        form = id_form(found.ids)
+        kept = [layout for layout in kept if form is not None and layout.ids == form] or kept
     return kept
 
 
 def choose(found: Survey, corpus: Corpus, source: str) -> Layout | None:
     """The layout ``corpus`` reads the surveyed file as (None: ``corpus`` is not in ``LAYOUTS``, any file of its
     format is read). ``source`` names the file (``"MOSI file /data/humor.pkl"``). Raises ``DataError`` in one line
-    when the evidence leaves only other datasets: what the file holds and which ``--dataset`` reads it."""
+    when the evidence leaves only other datasets (what the file holds and which ``--dataset`` reads it), or leaves
+    this one and another that the file's split sizes or widths fit as well (``_refuse_readings``)."""
     if corpus.name not in DATASETS:
         return None
     left = candidates(found)
     own = [layout for layout in left if layout.dataset == corpus.name]
+    others = [layout for layout in left if layout.dataset != corpus.name and corpus.name not in layout.kin]
+    if own and others and any(layout.widths == found.widths or layout.splits == found.counts for layout in left):
+        readings = {own[0].dataset: own[0]}
+        for layout in others:
+            readings.setdefault(layout.dataset, layout)
+        _refuse_readings(found, source, list(readings.values()))
     if own:
         return own[0]
     kin = [layout for layout in left if corpus.name in layout.kin]
@@ -247,9 +328,23 @@ def choose(found: Survey, corpus: Corpus, source: str) -> Layout | None:
     elif None in found.widths or found.widths == left[0].widths:
         held = f"holds {left[0].title}"
     else:
-        held = f"holds, by its keys and labels, {left[0].title}"
+        evidence = "keys, labels and ids" if found.ids and left[0].ids == id_form(found.ids) else "keys and labels"
+        held = f"holds, by its {evidence}, {left[0].title}"
     raise DataError(f"{source} {held}, not {corpus.title} data ({found.describe()}); read it with "
                     + " or ".join(f"--dataset {name}" for name in datasets))
+
+
+def _refuse_readings(found: Survey, source: str, readings: list[Layout]) -> None:
+    """The one-line ``DataError`` for a file that fits ``readings`` (layouts of several datasets, the loader's
+    first) by its keys, labels and documented split sizes or widths, and whose ids tell none of them."""
+    matched = "split sizes" if any(layout.splits == found.counts for layout in readings) else "feature widths"
+    ids = (f"its ids (like {found.ids[0]!r}) are {ID_FORMS[id_form(found.ids)]}, none of theirs" if found.ids
+           else "it holds no ids")
+    wanted = " or ".join(dict.fromkeys(ID_FORMS[layout.ids] for layout in readings if layout.ids is not None))
+    raise DataError(f"{source} could be read as " + ", or as ".join(
+        f"{layout.title}, which --dataset {layout.dataset} reads" for layout in readings)
+        + f": its keys, labels and {matched} fit each and {ids} ({found.describe()}); expected ids (key 'id', the "
+        f"segment's first) that tell them apart: {wanted}")
 
 
 def differences(layout: Layout | None, found: Survey, padding: dict[str, dict[str, int]]) -> str:

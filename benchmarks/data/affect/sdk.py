@@ -42,8 +42,12 @@ more), their segments and the modality and file they are missing from; ``info["m
 
 The alignment takes minutes on the full data, so the aligned segments are cached in ``cache_dir`` (option;
 default ``$FUSIONBENCH_CACHE``, else ``$XDG_CACHE_HOME/fusionbench``, else ``~/.cache/fusionbench``) under
-``<corpus>/sdk-<key>.npz`` (``mosi/``, ``mosei/``), the key hashing the four files' names, sizes and modification
-times. The data folder is only read. A cache that cannot be written is skipped with a log warning.
+``<corpus>/sdk-<key>.npz`` (``mosi/``, ``mosei/``), the key hashing the four files' names, sizes, modification
+times, inode numbers and status-change times (ctime), as the pickle cache's (``affect.cache``): a file replaced by
+one of the same size and mtime (``cp -p``, ``rsync -a``, an archive unpacked, an edit followed by ``os.utime``) has
+another inode or a new ctime, which users cannot set back. The data folder is only read. A cache that cannot be
+written is skipped with a log warning. A folder read from the corpus's environment variable is named
+``<folder> (from $MOSEI_PATH)`` in every message.
 """
 
 from __future__ import annotations
@@ -80,18 +84,19 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "fusionbench"
 
 
-def read_sdk_folder(folder: Path, corpus: Corpus, names: dict[str, str | None],
-                    cache_dir: Path | None) -> tuple[dict[str, RawSplit], dict]:
+def read_sdk_folder(folder: Path, corpus: Corpus, names: dict[str, str | None], cache_dir: Path | None,
+                    origin: str = "") -> tuple[dict[str, RawSplit], dict]:
     """The ``corpus``'s raw splits from a ``.csd`` folder (labels ``[N]`` sentiment scores; with
     ``corpus.emotions``, ``extras["emotions"]`` ``[N, len(emotions)]`` intensities) and facts for ``info``: the
     files read, the cache status and file, the labelled videos missing per modality.
 
-    ``names``: file name per role (text / audio / vision / labels) or None for the corpus's names. A missing file,
-    a name that is not a ``.csd``, a labels file with another number of values per segment, an emotion intensity
-    outside [0, 3] or a file the SDK cannot read raises a one-line ``DataError``.
+    ``names``: file name per role (text / audio / vision / labels) or None for the corpus's names; ``origin``: what
+    messages add after the folder (``find.data_path``). A missing file, a name that is not a ``.csd``, a labels file
+    with another number of values per segment, an emotion intensity outside [0, 3] or a file the SDK cannot read
+    raises a one-line ``DataError``.
     """
-    where = f"{corpus.title} .csd folder {folder}"
-    files = {role: _find(folder, corpus, role, names.get(role)) for role in ROLES}
+    where = f"{corpus.title} .csd folder {folder}{origin}"
+    files = {role: _find(folder, where, corpus, role, names.get(role)) for role in ROLES}
     cache_file = (cache_dir or default_cache_dir()) / corpus.name / f"sdk-{_cache_key(files)}.npz"
     cached = _read_cache(cache_file)
     status = "hit"
@@ -106,24 +111,28 @@ def read_sdk_folder(folder: Path, corpus: Corpus, names: dict[str, str | None],
     return splits, info
 
 
-def _find(folder: Path, corpus: Corpus, role: str, name: str | None) -> Path:
-    """The file of ``role``: ``name``, else the first of the corpus's names present (the others present are logged)."""
+def _find(folder: Path, where: str, corpus: Corpus, role: str, name: str | None) -> Path:
+    """The file of ``role``: ``name``, else the first of the corpus's names present (the others present are logged).
+    ``where`` names the folder in messages."""
     if name and not name.endswith(".csd"):
-        raise DataError(f"{role}_csd={name!r}: expected the name of a .csd file in {folder}")
+        raise DataError(f"{role}_csd={name!r}: expected the name of a .csd file in {where}")
     candidates = (name,) if name else corpus.sdk_files[role]
     present = [folder / candidate for candidate in candidates if (folder / candidate).is_file()]
     if not present:
-        raise DataError(f"{corpus.title} .csd folder {folder} lacks the {role} sequence: expected "
-                        f"{' or '.join(candidates)} (another file in the folder can be named with the option "
-                        f"{role}_csd=FILE)")
+        raise DataError(f"{where} lacks the {role} sequence: expected {' or '.join(candidates)} (another file in the "
+                        f"folder can be named with the option {role}_csd=FILE)")
     if len(present) > 1:
-        logger.info("%s .csd folder %s: %s read from %s; also present: %s (the option %s_csd=FILE reads another)",
-                    corpus.title, folder, role, present[0].name, ", ".join(p.name for p in present[1:]), role)
+        logger.info("%s: %s read from %s; also present: %s (the option %s_csd=FILE reads another)", where, role,
+                    present[0].name, ", ".join(p.name for p in present[1:]), role)
     return present[0]
 
 
 def _cache_key(files: dict[str, Path]) -> str:
-    stats = {role: [path.name, path.stat().st_size, path.stat().st_mtime_ns] for role, path in files.items()}
+    """The digest naming the alignment cache of ``files``: their names, sizes, mtimes, inodes and ctimes (ns)."""
+    stats = {}
+    for role, path in files.items():
+        stat = path.stat()
+        stats[role] = [path.name, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
     text = json.dumps({"version": CACHE_VERSION, "files": stats}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
