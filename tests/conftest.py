@@ -84,3 +84,30 @@ def no_env(monkeypatch):
 
     for check in REFERENCES.values():
         monkeypatch.delenv(check.env, raising=False)
+
+
+@pytest.fixture
+def tiny(tmp_path) -> str:
+    """A tiny training configuration file (``tests.test_run.TINY_CONFIG``), as the commands' ``--config``."""
+    from tests.test_run import TINY_CONFIG
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_CONFIG)
+    return str(path)
+
+
+@pytest.fixture
+def loads(monkeypatch) -> list:
+    """The names of the datasets the experiment layer loads, in order (``benchmarks.experiment.load_dataset``
+    counted)."""
+    import benchmarks.experiment
+
+    calls = []
+    original = benchmarks.experiment.load_dataset
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(benchmarks.experiment, "load_dataset", counting)
+    return calls

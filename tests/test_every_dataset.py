@@ -12,7 +12,6 @@ import warnings
 import pandas as pd
 import pytest
 
-import benchmarks.experiment
 from benchmarks.ablate import main as ablate_main
 from benchmarks.cli import run_cli
 from benchmarks.run import main as run_main
@@ -21,30 +20,8 @@ from benchmarks.tune import main as tune_main
 from tasks import get_task
 from tests.test_data_arrays import declaration, layout, write_folder
 from tests.test_data_sims import LAYOUTS, MOSI_METRICS, write_sims
-from tests.test_run import TINY_CONFIG
 
 ARRAYS_MODALITIES = ["video", "eeg", "gaze"]  # tests.test_data_arrays.declaration's order
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_CONFIG)
-    return str(path)
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    """The datasets the experiment layer loads, in order."""
-    calls = []
-    original = benchmarks.experiment.load_dataset
-
-    def counting(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(benchmarks.experiment, "load_dataset", counting)
-    return calls
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-import benchmarks.experiment
 from benchmarks import commands
 from benchmarks.ablate import run_ablation
 from benchmarks.accuracy_scaling import run_accuracy_scaling
@@ -26,28 +25,6 @@ from benchmarks.cli import (
 from benchmarks.experiment import Experiment, ExperimentSpec, RunSpec
 from benchmarks.run import run_benchmark
 from benchmarks.tune import TuneSpec, tune
-from tests.test_run import TINY_CONFIG
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_CONFIG)
-    return str(path)
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    """Counts the dataset loads of the experiment layer."""
-    calls = []
-    original = benchmarks.experiment.load_dataset
-
-    def counting(*args, **kwargs):
-        calls.append(args[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(benchmarks.experiment, "load_dataset", counting)
-    return calls
 
 
 @pytest.mark.parametrize("text, seeds", [
